@@ -1,0 +1,1 @@
+//! Jalur CNI (being written).

@@ -1,0 +1,1 @@
+//! Jalur IPAM (being written).
