@@ -1,1 +1,23 @@
-//! Jalur CNI (being written).
+//! Jalur's CNI side: the protocol (config, results, errors, versions, the verb dispatcher),
+//! the pod's wiring, and the one home of netlink and namespace code (`net`), which the node
+//! agent uses too.
+//!
+//! The binaries `jalur` (the network plugin) and `jalur-ipam` (the IPAM plugin) are thin:
+//! each is one call of [`skel::main`].
+
+pub mod attachment;
+pub mod cmd;
+pub mod config;
+pub mod delegate;
+pub mod env;
+pub mod error;
+pub mod ipam_local;
+pub mod logging;
+pub mod net;
+pub mod pod;
+pub mod result;
+pub mod skel;
+pub mod testhook;
+pub mod version;
+
+pub use error::{Error, Result};

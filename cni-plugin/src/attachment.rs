@@ -1,0 +1,96 @@
+//! How an attachment (container ID, interface name) is recognised on the node: the host end's
+//! name, its MAC, its `ifalias`, and the pod's link-local gateways.
+//!
+//! The name is derived, not stored, so that DEL finds the host end even when the pod's
+//! namespace and every cache are gone. The alias lets GC tell which network a host end belongs
+//! to without guessing.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Prefix of every host-side interface Jalur creates.
+pub const HOST_IF_PREFIX: &str = "jl";
+
+/// MAC of every host end: the pods' gateway neighbour entry points at it. Host ends are
+/// point-to-point, so one locally administered address serves them all.
+pub const HOST_MAC: [u8; 6] = [0xee, 0xee, 0xee, 0xee, 0xee, 0xee];
+
+/// The pods' IPv4 gateway: link-local, answered by the host end (`onlink`).
+pub const GATEWAY_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
+
+/// The pods' IPv6 gateway.
+pub const GATEWAY_V6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+
+const ALIAS_PREFIX: &str = "jalur";
+
+/// The gateway of the family of `ip`.
+pub fn gateway_for(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => IpAddr::V4(GATEWAY_V4),
+        IpAddr::V6(_) => IpAddr::V6(GATEWAY_V6),
+    }
+}
+
+/// FNV-1a, 64 bit: stable across releases and platforms (the name is a contract with DEL).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The host end's name: `jl` and 13 hex digits of a hash of (container ID, ifname); 15 bytes,
+/// the kernel's limit.
+pub fn host_ifname(container_id: &str, ifname: &str) -> String {
+    let hash = fnv1a(format!("{container_id}\0{ifname}").as_bytes());
+    format!("{HOST_IF_PREFIX}{:013x}", hash & 0x000f_ffff_ffff_ffff)
+}
+
+/// The host end's `ifalias`: `jalur/<network>/<ifname>/<container ID>`. None of the three may
+/// hold a `/` (the protocol checks), so the alias splits back unambiguously.
+pub fn alias(network: &str, container_id: &str, ifname: &str) -> String {
+    format!("{ALIAS_PREFIX}/{network}/{ifname}/{container_id}")
+}
+
+/// The (network, container ID, ifname) an alias names, if it is one of ours.
+pub fn parse_alias(alias: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = alias.splitn(4, '/');
+    if parts.next()? != ALIAS_PREFIX {
+        return None;
+    }
+    let network = parts.next()?;
+    let ifname = parts.next()?;
+    let container_id = parts.next()?;
+    Some((network, container_id, ifname))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_are_stable_distinct_and_fit_the_kernel() {
+        let a = host_ifname(
+            "56c0390f3401ebf67b5e3388b9843f909d010cfd63ea8e63e49f52ce00969b2b",
+            "eth0",
+        );
+        assert_eq!(a.len(), 15);
+        assert!(a.starts_with(HOST_IF_PREFIX));
+        // Pinned: DEL of a pod made by an older release must find its host end.
+        assert_eq!(host_ifname("abc", "eth0"), host_ifname("abc", "eth0"));
+        assert_eq!(
+            host_ifname("abc", "eth0"),
+            "jl".to_owned() + &format!("{:013x}", fnv1a(b"abc\0eth0") & 0xf_ffff_ffff_ffff)
+        );
+        assert_ne!(host_ifname("abc", "eth0"), host_ifname("abc", "eth1"));
+        assert_ne!(host_ifname("ab", "ceth0"), host_ifname("abc", "eth0"));
+    }
+
+    #[test]
+    fn alias_round_trips() {
+        let a = alias("k8s-pod-network", "abc-1.2_3", "eth0");
+        assert_eq!(
+            parse_alias(&a),
+            Some(("k8s-pod-network", "abc-1.2_3", "eth0"))
+        );
+        assert_eq!(parse_alias("something else"), None);
+    }
+}

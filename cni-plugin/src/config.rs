@@ -1,0 +1,332 @@
+//! The network configuration a runtime passes on stdin, typed.
+//!
+//! One struct serves both plugins (`jalur` reads all of it, `jalur-ipam` reads the `ipam`
+//! section) and the agent, which writes it. Unknown fields are tolerated, as the spec asks;
+//! the raw bytes are kept for delegation.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::result::Dns;
+
+/// The IPAM data directory when the config names none.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/jalur";
+
+/// The `type` under which the in-process IPAM runs.
+pub const IPAM_TYPE: &str = "jalur-ipam";
+
+/// One network configuration (a single plugin's part of a conflist, as the runtime sends it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetConf {
+    /// The spec version of this config.
+    #[serde(default)]
+    pub cni_version: String,
+    /// The network's name, unique on the host.
+    #[serde(default)]
+    pub name: String,
+    /// The plugin's type (`jalur`).
+    #[serde(default, rename = "type")]
+    pub plugin_type: String,
+    /// The IPAM section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipam: Option<IpamConf>,
+    /// DNS settings to return in the result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Dns>,
+    /// MTU of the pod interface (default: the MTU of the node's default-route interface).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// Write logs to this file instead of stderr.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_file: Option<PathBuf>,
+    /// `error`, `warn`, `info` (default) or `debug`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+    /// A file whose existence means the node is ready for pods (written by `jalur-agent`).
+    /// When set and missing, ADD fails with code 11 and STATUS with 50.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness_file: Option<PathBuf>,
+    /// The result of the previous plugin (or of ADD, for CHECK and DEL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_result: Option<Value>,
+    /// Attachments that are still in use (GC only).
+    #[serde(
+        default,
+        rename = "cni.dev/valid-attachments",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub valid_attachments: Option<Vec<Attachment>>,
+    /// Fields this plugin does not read, kept so that nothing is lost.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// One attachment named in `cni.dev/valid-attachments`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// Container ID.
+    #[serde(rename = "containerID")]
+    pub container_id: String,
+    /// Interface name.
+    pub ifname: String,
+}
+
+/// The `ipam` section, in the reference `host-local` format.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IpamConf {
+    /// `jalur-ipam` (in-process) or any other IPAM plugin (delegated by exec).
+    #[serde(rename = "type")]
+    pub plugin_type: String,
+    /// Range sets: one address is taken from each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranges: Vec<Vec<RangeConf>>,
+    /// Routes to install in the pod.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteConf>,
+    /// Where allocations are stored (default `/var/lib/cni/jalur`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// The legacy single-range form of host-local: `subnet` (with `rangeStart`, `rangeEnd`,
+    /// `gateway`) directly in the section.
+    #[serde(flatten)]
+    pub legacy: LegacyRange,
+}
+
+/// The legacy host-local form: one range written directly in the IPAM section.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LegacyRange {
+    /// The range's subnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
+    /// First address to hand out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range_start: Option<String>,
+    /// Last address to hand out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range_end: Option<String>,
+    /// The subnet's gateway (never handed out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+}
+
+/// One range of a range set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RangeConf {
+    /// The subnet, e.g. `10.244.1.0/24`.
+    pub subnet: String,
+    /// First address to hand out (default: the subnet's first usable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range_start: Option<String>,
+    /// Last address to hand out (default: the subnet's last usable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range_end: Option<String>,
+    /// The subnet's gateway, never handed out (default: the subnet's first address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+}
+
+/// A route for the pod, as in host-local.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteConf {
+    /// Destination prefix.
+    pub dst: String,
+    /// Gateway (ignored by `jalur`, whose pods route everything via the link-local gateway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gw: Option<String>,
+}
+
+fn parse_net(field: &str, s: &str) -> Result<IpNet> {
+    s.parse::<IpNet>().map_err(|_| {
+        Error::InvalidConfig(format!("{field} {s:?} is not a CIDR (like 10.244.0.0/24)"))
+    })
+}
+
+fn parse_ip(field: &str, s: &Option<String>) -> Result<Option<IpAddr>> {
+    s.as_deref()
+        .map(|s| {
+            s.parse::<IpAddr>()
+                .map_err(|_| Error::InvalidConfig(format!("{field} {s:?} is not an IP address")))
+        })
+        .transpose()
+}
+
+impl RangeConf {
+    fn to_range(&self) -> Result<ipam::Range> {
+        Ok(ipam::Range::new(
+            parse_net("ipam.ranges[].subnet", &self.subnet)?,
+            parse_ip("ipam.ranges[].rangeStart", &self.range_start)?,
+            parse_ip("ipam.ranges[].rangeEnd", &self.range_end)?,
+            parse_ip("ipam.ranges[].gateway", &self.gateway)?,
+        )?)
+    }
+}
+
+impl IpamConf {
+    /// The pool the config describes, validated (ranges inside their subnets, families not
+    /// mixed within a set, no overlaps).
+    pub fn pool(&self) -> Result<ipam::Pool> {
+        let mut sets = self.ranges.clone();
+        if let Some(subnet) = &self.legacy.subnet {
+            sets.push(vec![RangeConf {
+                subnet: subnet.clone(),
+                range_start: self.legacy.range_start.clone(),
+                range_end: self.legacy.range_end.clone(),
+                gateway: self.legacy.gateway.clone(),
+            }]);
+        }
+        if sets.is_empty() {
+            return Err(Error::InvalidConfig(
+                "ipam.ranges is empty: give at least one range, e.g. [[{\"subnet\": \"10.244.0.0/24\"}]]"
+                    .into(),
+            ));
+        }
+        let sets = sets
+            .iter()
+            .map(|set| {
+                let ranges = set
+                    .iter()
+                    .map(RangeConf::to_range)
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(ipam::RangeSet::new(ranges)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ipam::Pool::new(sets)?)
+    }
+
+    /// The routes, parsed.
+    pub fn parsed_routes(&self) -> Result<Vec<(IpNet, Option<IpAddr>)>> {
+        self.routes
+            .iter()
+            .map(|r| {
+                Ok((
+                    parse_net("ipam.routes[].dst", &r.dst)?,
+                    parse_ip("ipam.routes[].gw", &r.gw)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The data directory, defaulted.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+    }
+
+    /// True when the IPAM runs inside the plugin.
+    pub fn is_in_process(&self) -> bool {
+        self.plugin_type == IPAM_TYPE
+    }
+}
+
+/// True for a name the spec allows for a network: `^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`.
+pub fn valid_network_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+impl NetConf {
+    /// Decodes stdin. Malformed JSON is code 6; well-formed JSON of the wrong shape, code 7.
+    pub fn parse(stdin: &[u8]) -> Result<NetConf> {
+        serde_json::from_slice(stdin).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => Error::InvalidConfig(e.to_string()),
+            _ => Error::Decode {
+                what: "the network configuration on stdin",
+                source: e,
+            },
+        })
+    }
+
+    /// Checks the fields every command needs: `name` and a valid network name.
+    pub fn validate_name(&self) -> Result<()> {
+        if self.name.is_empty() {
+            return Err(Error::InvalidConfig("\"name\" is missing".into()));
+        }
+        if !valid_network_name(&self.name) {
+            return Err(Error::InvalidConfig(format!(
+                "network name {:?} may hold only letters, digits, '_', '.' and '-', and must start with a letter or digit",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// The IPAM section, or a config error saying it is needed.
+    pub fn ipam(&self) -> Result<&IpamConf> {
+        self.ipam
+            .as_ref()
+            .ok_or_else(|| Error::InvalidConfig("\"ipam\" is missing: jalur needs an IPAM section, e.g. {\"type\": \"jalur-ipam\", \"ranges\": [[{\"subnet\": \"10.244.0.0/24\"}]]}".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_host_local_format_and_keeps_unknown_fields() {
+        let conf = NetConf::parse(br#"{"cniVersion":"1.0.0","name":"k8s-pod-network","type":"jalur","mtu":1450,
+            "ipam":{"type":"jalur-ipam","ranges":[[{"subnet":"10.244.1.0/24","rangeStart":"10.244.1.10"}],[{"subnet":"fd00:10:244:1::/64"}]],
+                    "routes":[{"dst":"0.0.0.0/0"}],"dataDir":"/tmp/x"},"someVendorField":{"a":1}}"#).unwrap();
+        assert_eq!(conf.mtu, Some(1450));
+        assert_eq!(conf.other["someVendorField"]["a"], 1);
+        let ipam = conf.ipam().unwrap();
+        assert!(ipam.is_in_process());
+        assert_eq!(ipam.ranges.len(), 2);
+        assert_eq!(
+            ipam.ranges[0][0].range_start.as_deref(),
+            Some("10.244.1.10")
+        );
+        assert_eq!(ipam.data_dir(), PathBuf::from("/tmp/x"));
+        assert_eq!(ipam.parsed_routes().unwrap()[0].0.to_string(), "0.0.0.0/0");
+        ipam.pool().unwrap();
+    }
+
+    #[test]
+    fn legacy_subnet_form_is_a_range_set() {
+        let conf = NetConf::parse(br#"{"cniVersion":"0.3.1","name":"n","type":"jalur","ipam":{"type":"jalur-ipam","subnet":"10.9.0.0/24"}}"#).unwrap();
+        let ipam = conf.ipam().unwrap();
+        assert_eq!(ipam.legacy.subnet.as_deref(), Some("10.9.0.0/24"));
+        assert_eq!(ipam.data_dir(), PathBuf::from(DEFAULT_DATA_DIR));
+        ipam.pool().unwrap();
+    }
+
+    #[test]
+    fn malformed_json_is_decode_error_and_wrong_shape_is_config_error() {
+        assert_eq!(NetConf::parse(b"{not json").unwrap_err().code(), 6);
+        assert_eq!(NetConf::parse(br#"{"name": 5}"#).unwrap_err().code(), 7);
+    }
+
+    #[test]
+    fn bad_cidr_and_empty_ranges_are_config_errors() {
+        let conf = NetConf::parse(br#"{"cniVersion":"1.0.0","name":"n","type":"jalur","ipam":{"type":"jalur-ipam","ranges":[[{"subnet":"10.0.0.0/33"}]]}}"#).unwrap();
+        let err = conf.ipam().unwrap().pool().unwrap_err();
+        assert_eq!(err.code(), 7);
+        assert!(err.to_string().contains("10.0.0.0/33"), "{err}");
+        let conf = NetConf::parse(
+            br#"{"cniVersion":"1.0.0","name":"n","type":"jalur","ipam":{"type":"jalur-ipam"}}"#,
+        )
+        .unwrap();
+        assert_eq!(conf.ipam().unwrap().pool().unwrap_err().code(), 7);
+    }
+
+    #[test]
+    fn network_names() {
+        assert!(valid_network_name("k8s-pod-network"));
+        assert!(valid_network_name("a.b_c"));
+        assert!(!valid_network_name(""));
+        assert!(!valid_network_name("-x"));
+        assert!(!valid_network_name("a/b"));
+    }
+}

@@ -1,0 +1,197 @@
+//! Links: create the veth pair, look links up, bring them up, delete them.
+
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use netlink_packet_route::RouteNetlinkMessage;
+use std::os::fd::AsRawFd;
+
+use super::{NetError, NetNs, Netlink};
+
+/// A veth pair whose peer is created directly inside another namespace.
+#[derive(Debug, Clone)]
+pub struct VethSpec {
+    /// Name of the end that stays in the calling namespace.
+    pub host_name: String,
+    /// MAC of the host end (None: the kernel picks one).
+    pub host_mac: Option<[u8; 6]>,
+    /// Bring the host end up at creation.
+    pub host_up: bool,
+    /// `ifalias` of the host end: the attachment it belongs to.
+    pub host_alias: Option<String>,
+    /// Name of the end created inside the peer namespace.
+    pub peer_name: String,
+    /// MTU of both ends.
+    pub mtu: u32,
+}
+
+/// What the kernel reports of a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// Interface index.
+    pub index: u32,
+    /// Interface name.
+    pub name: String,
+    /// Hardware address.
+    pub mac: Vec<u8>,
+    /// MTU.
+    pub mtu: u32,
+    /// `IFF_UP` is set.
+    pub up: bool,
+    /// `IFLA_INFO_KIND`, e.g. `veth`.
+    pub kind: Option<String>,
+    /// `ifalias`, if set.
+    pub alias: Option<String>,
+}
+
+impl Link {
+    fn from_message(msg: LinkMessage) -> Link {
+        let mut link = Link {
+            index: msg.header.index,
+            name: String::new(),
+            mac: Vec::new(),
+            mtu: 0,
+            up: msg.header.flags.contains(LinkFlags::Up),
+            kind: None,
+            alias: None,
+        };
+        for attr in msg.attributes {
+            match attr {
+                LinkAttribute::IfName(name) => link.name = name,
+                LinkAttribute::Address(mac) => link.mac = mac,
+                LinkAttribute::Mtu(mtu) => link.mtu = mtu,
+                LinkAttribute::IfAlias(alias) => link.alias = Some(alias),
+                LinkAttribute::LinkInfo(infos) => {
+                    for info in infos {
+                        if let LinkInfo::Kind(kind) = info {
+                            link.kind = Some(kind.to_string());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        link
+    }
+}
+
+fn up_flags(header: &mut netlink_packet_route::link::LinkHeader) {
+    header.flags |= LinkFlags::Up;
+    header.change_mask |= LinkFlags::Up;
+}
+
+impl Netlink {
+    /// `ip link add HOST [address MAC] [alias A] mtu M [up] type veth peer name PEER netns NS
+    /// mtu M up` — the peer is born inside `peer_ns`, already up.
+    pub fn create_veth(&mut self, spec: &VethSpec, peer_ns: &NetNs) -> Result<(), NetError> {
+        let mut peer = LinkMessage::default();
+        up_flags(&mut peer.header);
+        peer.attributes
+            .push(LinkAttribute::IfName(spec.peer_name.clone()));
+        peer.attributes.push(LinkAttribute::Mtu(spec.mtu));
+        peer.attributes
+            .push(LinkAttribute::NetNsFd(peer_ns.fd().as_raw_fd()));
+
+        let mut msg = LinkMessage::default();
+        if spec.host_up {
+            up_flags(&mut msg.header);
+        }
+        msg.attributes
+            .push(LinkAttribute::IfName(spec.host_name.clone()));
+        msg.attributes.push(LinkAttribute::Mtu(spec.mtu));
+        if let Some(mac) = spec.host_mac {
+            msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        }
+        if let Some(alias) = &spec.host_alias {
+            msg.attributes.push(LinkAttribute::IfAlias(alias.clone()));
+        }
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Veth),
+            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
+        ]));
+        self.ack(
+            &|| {
+                format!(
+                    "ip link add {} mtu {} type veth peer name {} netns {}",
+                    spec.host_name,
+                    spec.mtu,
+                    spec.peer_name,
+                    peer_ns.path().display()
+                )
+            },
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
+    }
+
+    /// `ip link show NAME`; `Ok(None)` when there is no such link.
+    pub fn link_by_name(&mut self, name: &str) -> Result<Option<Link>, NetError> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        let reply = self.get(
+            &|| format!("ip link show {name}"),
+            RouteNetlinkMessage::GetLink(msg),
+        )?;
+        Ok(match reply {
+            Some(RouteNetlinkMessage::NewLink(m)) => Some(Link::from_message(m)),
+            _ => None,
+        })
+    }
+
+    /// `ip link show dev INDEX`; `Ok(None)` when there is no such link.
+    pub fn link_by_index(&mut self, index: u32) -> Result<Option<Link>, NetError> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        let reply = self.get(
+            &|| format!("ip link show dev {index}"),
+            RouteNetlinkMessage::GetLink(msg),
+        )?;
+        Ok(match reply {
+            Some(RouteNetlinkMessage::NewLink(m)) => Some(Link::from_message(m)),
+            _ => None,
+        })
+    }
+
+    /// `ip link show` (every link of the namespace).
+    pub fn links(&mut self) -> Result<Vec<Link>, NetError> {
+        let replies = self.dump(
+            &|| "ip link show".to_owned(),
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+        )?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(m) => Some(Link::from_message(m)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// `ip link set dev INDEX up`.
+    pub fn set_up(&mut self, index: u32) -> Result<(), NetError> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        up_flags(&mut msg.header);
+        self.ack(
+            &|| format!("ip link set dev {index} up"),
+            RouteNetlinkMessage::SetLink(msg),
+            0,
+        )
+    }
+
+    /// `ip link del NAME`; `Ok(false)` when it was already gone.
+    pub fn delete_link(&mut self, name: &str) -> Result<bool, NetError> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        match self.ack(
+            &|| format!("ip link del {name}"),
+            RouteNetlinkMessage::DelLink(msg),
+            0,
+        ) {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The one home of kernel networking: netlink requests, namespace switching and sysctls.
+//!
+//! Callers speak in value types (`VethSpec`, `Route`, `Neighbour`, …) and never build a
+//! netlink message themselves. Everything here is synchronous: the short-lived plugin needs no
+//! runtime, and the agent calls it from blocking threads. No `ip` or other tool is ever run.
+
+mod addr;
+mod link;
+mod neigh;
+mod netns;
+mod route;
+mod socket;
+pub mod sysctl;
+
+use std::io;
+
+pub use link::{Link, VethSpec};
+pub use neigh::Neighbour;
+pub use netns::{NetNs, NetNsError};
+pub use route::{Route, RouteScope, JALUR_ROUTE_PROTOCOL};
+pub use socket::Netlink;
+
+/// A kernel networking operation that failed: what was attempted (as the `ip` command it
+/// equals) and the kernel's answer.
+#[derive(Debug, thiserror::Error)]
+#[error("{op}: {source}")]
+pub struct NetError {
+    /// The operation, spelled as the equivalent `ip` command.
+    pub op: String,
+    /// The errno the kernel answered with.
+    #[source]
+    pub source: io::Error,
+}
+
+impl NetError {
+    pub(crate) fn new(op: impl Into<String>, source: io::Error) -> Self {
+        NetError {
+            op: op.into(),
+            source,
+        }
+    }
+
+    /// True when the kernel said the object already exists (`EEXIST`).
+    pub fn is_exists(&self) -> bool {
+        self.source.raw_os_error() == Some(libc::EEXIST)
+    }
+
+    /// True when the kernel said the object does not exist.
+    pub fn is_not_found(&self) -> bool {
+        socket::is_not_found(&self.source)
+    }
+}
+
+/// A MAC address as the usual colon-separated lower-case hex string.
+pub fn format_mac(mac: &[u8]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}

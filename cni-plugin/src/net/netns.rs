@@ -1,0 +1,106 @@
+//! Network namespaces: open one by path, check it is one, and run code inside it.
+//!
+//! A namespace is entered only on a short-lived thread made for the purpose, never on the
+//! caller's thread, so the caller (and any async runtime) never changes namespace. A netlink
+//! socket opened inside stays bound to that namespace after the thread ends.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::{Path, PathBuf};
+
+/// `NSFS_MAGIC` from `linux/magic.h`: the filesystem of namespace files.
+const NSFS_MAGIC: i64 = 0x6e73_6673;
+/// `NS_GET_NSTYPE` from `linux/nsfs.h`: `_IO(0xb7, 0x3)`.
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+
+/// Why a path cannot be used as a network namespace.
+#[derive(Debug, thiserror::Error)]
+pub enum NetNsError {
+    /// The path cannot be opened (missing, no permission, …).
+    #[error("cannot open network namespace {path}: {source}")]
+    Open {
+        /// The path given.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The path exists but is not a network namespace.
+    #[error("{path} is not a network namespace")]
+    NotNetns {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// `setns(2)` into it failed.
+    #[error("cannot enter network namespace {path}: {source}")]
+    Enter {
+        /// The path given.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// An open handle on a network namespace.
+#[derive(Debug)]
+pub struct NetNs {
+    file: File,
+    path: PathBuf,
+}
+
+impl NetNs {
+    /// Opens `path` (e.g. `/var/run/netns/cni-…` or `/proc/<pid>/ns/net`) and checks that it is
+    /// a network namespace.
+    pub fn open(path: &Path) -> Result<NetNs, NetNsError> {
+        let file = File::open(path).map_err(|source| NetNsError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        let not_netns = || NetNsError::NotNetns {
+            path: path.to_owned(),
+        };
+        // SAFETY: fstatfs fills a plain-old-data struct we own; the fd is valid.
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } != 0 || st.f_type != NSFS_MAGIC {
+            return Err(not_netns());
+        }
+        // SAFETY: NS_GET_NSTYPE takes no argument and returns the namespace type.
+        let kind = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE) };
+        if kind != libc::CLONE_NEWNET {
+            return Err(not_netns());
+        }
+        Ok(NetNs {
+            file,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The path this handle was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The namespace's file descriptor (for `IFLA_NET_NS_FD`).
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+
+    /// Runs `f` on a fresh thread that has entered this namespace (`ip netns exec`).
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, NetNsError> {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    // SAFETY: setns on this thread only; the fd is valid for the call.
+                    if unsafe { libc::setns(self.file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                        return Err(NetNsError::Enter {
+                            path: self.path.clone(),
+                            source: io::Error::last_os_error(),
+                        });
+                    }
+                    Ok(f())
+                })
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+}

@@ -1,0 +1,250 @@
+//! Routes of the main table: add, replace, delete, list.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol,
+    RouteScope as NlScope, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+
+use super::{NetError, Netlink};
+
+/// The route protocol number that marks every route Jalur adds (`ip route … proto 74`), so that
+/// its routes can be found, checked and removed without touching anyone else's.
+pub const JALUR_ROUTE_PROTOCOL: u8 = 74;
+
+const RT_TABLE_MAIN: u8 = 254;
+
+/// The scope of a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteScope {
+    /// `scope global`: through a gateway.
+    Universe,
+    /// `scope link`: the destination is directly on the link.
+    Link,
+}
+
+/// A route of the main table, as Jalur uses them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Destination prefix (`0.0.0.0/0` for the default route).
+    pub dst: IpNet,
+    /// Next hop, if any.
+    pub gateway: Option<IpAddr>,
+    /// Output interface index, if any.
+    pub oif: Option<u32>,
+    /// `onlink`: the gateway is on the link even without a covering prefix.
+    pub onlink: bool,
+    /// `blackhole`: drop silently.
+    pub blackhole: bool,
+    /// Route scope.
+    pub scope: RouteScope,
+    /// Route protocol number (`proto`).
+    pub protocol: u8,
+}
+
+impl Route {
+    /// `DST dev OIF scope link proto jalur`: a prefix reached directly through a link.
+    pub fn direct(dst: IpNet, oif: u32) -> Route {
+        Route {
+            dst,
+            gateway: None,
+            oif: Some(oif),
+            onlink: false,
+            blackhole: false,
+            scope: RouteScope::Link,
+            protocol: JALUR_ROUTE_PROTOCOL,
+        }
+    }
+
+    /// `DST via GW dev OIF onlink proto jalur`.
+    pub fn via_onlink(dst: IpNet, gateway: IpAddr, oif: u32) -> Route {
+        Route {
+            dst,
+            gateway: Some(gateway),
+            oif: Some(oif),
+            onlink: true,
+            blackhole: false,
+            scope: RouteScope::Universe,
+            protocol: JALUR_ROUTE_PROTOCOL,
+        }
+    }
+
+    /// `ip route` spelling of this route, for messages.
+    pub fn describe(&self) -> String {
+        let mut s = if self.blackhole {
+            format!("blackhole {}", self.dst)
+        } else {
+            self.dst.to_string()
+        };
+        if let Some(gw) = self.gateway {
+            s.push_str(&format!(" via {gw}"));
+        }
+        if let Some(oif) = self.oif {
+            s.push_str(&format!(" dev {oif}"));
+        }
+        if self.onlink {
+            s.push_str(" onlink");
+        }
+        s.push_str(&format!(" proto {}", self.protocol));
+        s
+    }
+
+    fn to_message(&self) -> RouteMessage {
+        let mut msg = RouteMessage::default();
+        let header: &mut RouteHeader = &mut msg.header;
+        header.address_family = family_of(&self.dst);
+        header.destination_prefix_length = self.dst.prefix_len();
+        header.table = RT_TABLE_MAIN;
+        header.protocol = RouteProtocol::from(self.protocol);
+        header.scope = match self.scope {
+            RouteScope::Universe => NlScope::Universe,
+            RouteScope::Link => NlScope::Link,
+        };
+        header.kind = if self.blackhole {
+            RouteType::BlackHole
+        } else {
+            RouteType::Unicast
+        };
+        if self.onlink {
+            header.flags |= RouteFlags::Onlink;
+        }
+        if self.dst.prefix_len() > 0 {
+            msg.attributes
+                .push(RouteAttribute::Destination(self.dst.network().into()));
+        }
+        if let Some(gw) = self.gateway {
+            msg.attributes.push(RouteAttribute::Gateway(gw.into()));
+        }
+        if let Some(oif) = self.oif {
+            msg.attributes.push(RouteAttribute::Oif(oif));
+        }
+        msg
+    }
+
+    fn from_message(msg: &RouteMessage) -> Option<Route> {
+        let family = msg.header.address_family;
+        let mut dst_addr = match family {
+            AddressFamily::Inet => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            AddressFamily::Inet6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            _ => return None,
+        };
+        let mut route = Route {
+            dst: IpNet::new(dst_addr, 0).ok()?,
+            gateway: None,
+            oif: None,
+            onlink: msg.header.flags.contains(RouteFlags::Onlink),
+            blackhole: msg.header.kind == RouteType::BlackHole,
+            scope: if msg.header.scope == NlScope::Link {
+                RouteScope::Link
+            } else {
+                RouteScope::Universe
+            },
+            protocol: msg.header.protocol.into(),
+        };
+        let mut table = u32::from(msg.header.table);
+        for attr in &msg.attributes {
+            match attr {
+                RouteAttribute::Destination(a) => dst_addr = ip_of(a)?,
+                RouteAttribute::Gateway(a) => route.gateway = ip_of(a),
+                RouteAttribute::Oif(i) => route.oif = Some(*i),
+                RouteAttribute::Table(t) => table = *t,
+                _ => {}
+            }
+        }
+        if table != u32::from(RT_TABLE_MAIN) || msg.header.kind == RouteType::Local {
+            return None;
+        }
+        route.dst = IpNet::new(dst_addr, msg.header.destination_prefix_length).ok()?;
+        Some(route)
+    }
+}
+
+fn family_of(net: &IpNet) -> AddressFamily {
+    match net {
+        IpNet::V4(_) => AddressFamily::Inet,
+        IpNet::V6(_) => AddressFamily::Inet6,
+    }
+}
+
+fn ip_of(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(ip) => Some(IpAddr::V4(*ip)),
+        RouteAddress::Inet6(ip) => Some(IpAddr::V6(*ip)),
+        _ => None,
+    }
+}
+
+impl Netlink {
+    /// `ip route add ROUTE`.
+    pub fn add_route(&mut self, route: &Route) -> Result<(), NetError> {
+        self.ack(
+            &|| format!("ip route add {}", route.describe()),
+            RouteNetlinkMessage::NewRoute(route.to_message()),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
+    }
+
+    /// `ip route replace ROUTE`.
+    pub fn replace_route(&mut self, route: &Route) -> Result<(), NetError> {
+        self.ack(
+            &|| format!("ip route replace {}", route.describe()),
+            RouteNetlinkMessage::NewRoute(route.to_message()),
+            NLM_F_CREATE | NLM_F_REPLACE,
+        )
+    }
+
+    /// `ip route del ROUTE`; `Ok(false)` when there was no such route.
+    pub fn delete_route(&mut self, route: &Route) -> Result<bool, NetError> {
+        match self.ack(
+            &|| format!("ip route del {}", route.describe()),
+            RouteNetlinkMessage::DelRoute(route.to_message()),
+            0,
+        ) {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `ip [-6] route show table main`: the routes of one family (IPv4 when `v6` is false).
+    pub fn routes(&mut self, v6: bool) -> Result<Vec<Route>, NetError> {
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = if v6 {
+            AddressFamily::Inet6
+        } else {
+            AddressFamily::Inet
+        };
+        msg.header.table = RT_TABLE_MAIN;
+        let replies = self.dump(
+            &|| format!("ip -{} route show", if v6 { 6 } else { 4 }),
+            RouteNetlinkMessage::GetRoute(msg),
+        )?;
+        Ok(replies
+            .iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewRoute(m) => Route::from_message(m),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The MTU of the interface that holds the IPv4 default route (else the IPv6 one), if any:
+    /// what `ip route get` would pick for traffic leaving the node.
+    pub fn default_route_mtu(&mut self) -> Result<Option<u32>, NetError> {
+        for v6 in [false, true] {
+            let oif = self
+                .routes(v6)?
+                .into_iter()
+                .find(|r| r.dst.prefix_len() == 0 && !r.blackhole)
+                .and_then(|r| r.oif);
+            if let Some(oif) = oif {
+                return Ok(self.link_by_index(oif)?.map(|l| l.mtu));
+            }
+        }
+        Ok(None)
+    }
+}

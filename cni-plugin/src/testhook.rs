@@ -1,0 +1,14 @@
+//! A test-only crash hook: when `JALUR_TEST_CRASH_AT` names a point the plugin reaches, the
+//! process kills itself with SIGKILL there. The kernel tests use it to prove that a plugin
+//! killed mid-ADD leaves nothing that DEL and GC cannot clean. Unset, it costs one lookup.
+
+/// The variable that arms the hook.
+pub const VAR: &str = "JALUR_TEST_CRASH_AT";
+
+/// Dies here, without unwinding or cleanup, if the hook names `point`.
+pub fn crash_point(point: &str) {
+    if std::env::var_os(VAR).is_some_and(|v| v == point) {
+        // SAFETY: raising a signal on our own process.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+}
