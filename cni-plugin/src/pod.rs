@@ -120,6 +120,7 @@ impl PodWiring<'_> {
         let pod_link = pod.link_by_name(self.ifname)?.ok_or_else(|| {
             Error::CheckMismatch(format!("{} vanished from the pod", self.ifname))
         })?;
+        pod.set_up(pod_link.index)?;
         for ip in &self.ips {
             let prefix = host_prefix(*ip);
             pod.add_address(pod_link.index, *ip, prefix.prefix_len())?;
@@ -142,7 +143,10 @@ impl PodWiring<'_> {
                 up: true,
                 ..host_link
             },
-            pod: pod_link,
+            pod: Link {
+                up: true,
+                ..pod_link
+            },
         })
     }
 

@@ -15,7 +15,7 @@
 #                   else (containers, netns, cgroups, processes) is still removed
 #   STEP_TIMEOUT    seconds allowed per podman command   (default 120)
 #
-# Isolation (see tests/runtime/README.md):
+# Isolation (details and podman quirks: tests/runtime/README.md):
 #   * a node netns  jlrt-node-<id>  made here; every podman command runs with
 #     `nsenter --net=` into it, so the CNI "host" side (veth host end, routes,
 #     sysctls) lives in that netns, never in the root netns;
@@ -32,7 +32,8 @@
 set -u -o pipefail
 
 # ------------------------------------------------------------------ options
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+case "${BASH_SOURCE[0]}" in */*) SCRIPT_DIR=${BASH_SOURCE[0]%/*} ;; *) SCRIPT_DIR=. ;; esac
+SCRIPT_DIR=$(cd "$SCRIPT_DIR" && pwd)
 REPO_DIR=$(cd "$SCRIPT_DIR/../.." && pwd)
 
 PLUGIN=${PLUGIN:-ptp}
@@ -452,6 +453,8 @@ fi
 # ------------------------------------------------------------------ teardown
 if out=$(P rm -f -t 0 "$C1" "$C2" 2>&1); then
     pass "podman rm -f $C1 $C2"
+    # podman 4.3 exits 0 even when CNI DEL fails: show what it logged
+    echo "$out" | grep -v -x -e "$C1" -e "$C2" | sed 's/^/  podman: /'
 else
     echo "$out" | sed 's/^/  /'
     fail "podman rm -f $C1 $C2"
@@ -488,12 +491,12 @@ stale_routes=$(node ip -4 route show | grep -E "^($IP1|$IP2)( |/)" || true)
                         || fail "routes left in node netns: $stale_routes"
 
 # container netns files podman made (they live in our private /run => $T/mnt/run/netns)
-left_ns=$(ls -A "$T/mnt/run/netns" 2>/dev/null)
+left_ns=$(ls -A "$T/mnt/run/netns" 2>/dev/null | tr "\n" " ")
 [ -z "$left_ns" ] && pass "container netns released (${SANDBOXES[*]})" \
                   || fail "container netns left: $left_ns"
 
 # libcni deletes its cached result only when DEL succeeded
-left_cache=$(ls -A "$T/mnt/varlib/cni/results" 2>/dev/null)
+left_cache=$(ls -A "$T/mnt/varlib/cni/results" 2>/dev/null | tr "\n" " ")
 [ -z "$left_cache" ] && pass "libcni result cache empty (CNI DEL completed)" \
                      || fail "libcni cache entries left (DEL failed?): $left_cache"
 

@@ -83,10 +83,10 @@ fn up_flags(header: &mut netlink_packet_route::link::LinkHeader) {
 
 impl Netlink {
     /// `ip link add HOST [address MAC] [alias A] mtu M [up] type veth peer name PEER netns NS
-    /// mtu M up` — the peer is born inside `peer_ns`, already up.
+    /// mtu M` — the peer is born inside `peer_ns`, down (the kernel cannot bring a veth end up
+    /// before its pair is complete: `ENOTCONN`).
     pub fn create_veth(&mut self, spec: &VethSpec, peer_ns: &NetNs) -> Result<(), NetError> {
         let mut peer = LinkMessage::default();
-        up_flags(&mut peer.header);
         peer.attributes
             .push(LinkAttribute::IfName(spec.peer_name.clone()));
         peer.attributes.push(LinkAttribute::Mtu(spec.mtu));
