@@ -1,0 +1,53 @@
+//! Test fixtures: network namespaces that clean themselves up, a simulated node, and the
+//! built plugins run exactly as a container runtime runs them (CNI_* variables, config on
+//! stdin, inside the node's namespace).
+//!
+//! Everything a test makes lives in namespaces it made, named uniquely per process and test,
+//! and is removed on drop, also when the test fails. Tests need root.
+
+pub mod netns;
+pub mod network;
+pub mod plugin;
+
+pub use netns::{Netns, Node};
+pub use network::Network;
+pub use plugin::{bin_dir, cni_bin_dirs, CniCall, CniOutput};
+
+/// Fails the test with a clear message unless it runs as root.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "kernel tests need root: run `sudo ./scripts/test.sh`"
+    );
+}
+
+/// Runs a command, panicking with its output if it fails. For test set-up only: the plugins
+/// themselves never run tools.
+pub fn sh(cmd: &str) -> String {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .expect("run sh");
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a command and returns (success, stdout + stderr), never panicking.
+pub fn try_sh(cmd: &str) -> (bool, String) {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .expect("run sh");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}

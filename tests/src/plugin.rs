@@ -1,0 +1,142 @@
+//! Running a built plugin the way a container runtime does: CNI_* variables, the config on
+//! stdin, inside the node's namespace; stdout parsed as the protocol.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+/// The directory holding the workspace's built binaries (`target/<profile>`).
+pub fn bin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("JALUR_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    assert!(
+        dir.join("jalur").is_file(),
+        "{} has no jalur binary: build the workspace first (cargo build --workspace)",
+        dir.display()
+    );
+    dir.to_owned()
+}
+
+/// `CNI_PATH`: the built plugins, then the reference plugins of Debian's package.
+pub fn cni_bin_dirs() -> String {
+    format!("{}:/usr/lib/cni:/opt/cni/bin", bin_dir().display())
+}
+
+/// One plugin call.
+#[derive(Debug, Clone)]
+pub struct CniCall {
+    /// Plugin binary name (looked up in [`bin_dir`], then `/usr/lib/cni`).
+    pub plugin: String,
+    /// `CNI_COMMAND`.
+    pub command: String,
+    /// `CNI_CONTAINERID`.
+    pub container_id: String,
+    /// `CNI_NETNS`.
+    pub netns: String,
+    /// `CNI_IFNAME`.
+    pub ifname: String,
+    /// Variables to leave out entirely (to test their absence).
+    pub unset: Vec<String>,
+    /// Extra variables.
+    pub extra_env: Vec<(String, String)>,
+}
+
+/// What a plugin answered.
+#[derive(Debug, Clone)]
+pub struct CniOutput {
+    /// Exit code (-1 when killed by a signal).
+    pub code: i32,
+    /// Stdout as text.
+    pub stdout: String,
+    /// Stderr as text (logs).
+    pub stderr: String,
+}
+
+impl CniOutput {
+    /// Stdout as JSON (panics with the output if it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+
+    /// Asserts success and returns the JSON result (Null for an empty stdout).
+    pub fn ok(&self) -> Value {
+        assert_eq!(self.code, 0, "plugin failed: {self:?}");
+        if self.stdout.trim().is_empty() {
+            Value::Null
+        } else {
+            self.json()
+        }
+    }
+
+    /// Asserts a CNI error with `code` and returns its message.
+    pub fn err(&self, code: u64) -> String {
+        assert_ne!(self.code, 0, "expected error {code}, got success: {self:?}");
+        let v = self.json();
+        assert_eq!(v["code"].as_u64(), Some(code), "wrong error code: {self:?}");
+        assert!(v["cniVersion"].is_string(), "error JSON lacks cniVersion");
+        v["msg"].as_str().expect("msg").to_owned()
+    }
+}
+
+impl CniCall {
+    /// A call of `plugin` with `command` for (container, ifname) in `netns`.
+    pub fn new(plugin: &str, command: &str, container_id: &str, netns: &str, ifname: &str) -> Self {
+        CniCall {
+            plugin: plugin.into(),
+            command: command.into(),
+            container_id: container_id.into(),
+            netns: netns.into(),
+            ifname: ifname.into(),
+            unset: Vec::new(),
+            extra_env: Vec::new(),
+        }
+    }
+
+    fn binary(&self) -> PathBuf {
+        let ours = bin_dir().join(&self.plugin);
+        if ours.is_file() {
+            ours
+        } else {
+            PathBuf::from("/usr/lib/cni").join(&self.plugin)
+        }
+    }
+
+    /// Runs it inside `node_ns` with `stdin`.
+    pub fn run(&self, node_ns: &str, stdin: &str) -> CniOutput {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", node_ns]).arg(self.binary());
+        cmd.env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("CNI_COMMAND", &self.command)
+            .env("CNI_CONTAINERID", &self.container_id)
+            .env("CNI_NETNS", &self.netns)
+            .env("CNI_IFNAME", &self.ifname)
+            .env("CNI_PATH", cni_bin_dirs());
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        for k in &self.unset {
+            cmd.env_remove(k);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn plugin");
+        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+        let out = child.wait_with_output().expect("plugin output");
+        CniOutput {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
