@@ -56,7 +56,6 @@ impl PodWiring<'_> {
             host_name: self.host_ifname.clone(),
             host_mac: Some(HOST_MAC),
             host_up: false,
-            host_alias: Some(self.alias.clone()),
             peer_name: self.ifname.to_owned(),
             mtu: self.mtu,
         }
@@ -86,12 +85,14 @@ impl PodWiring<'_> {
     }
 
     /// Creates the pair; a leftover host end of this very attachment (an ADD killed before it
-    /// could answer, and never deleted) is replaced, anything else is an error.
+    /// could answer, and never deleted) is replaced, anything else is an error. A leftover
+    /// without alias (killed before it was set) carries the derived name, which is as good.
     fn create_veth(&self, host: &mut Netlink) -> Result<()> {
         match host.create_veth(&self.veth(), self.netns) {
             Err(e) if e.is_exists() => {
                 let stale = host.link_by_name(&self.host_ifname)?;
-                if stale.and_then(|l| l.alias).as_deref() != Some(self.alias.as_str()) {
+                let alias = stale.and_then(|l| l.alias);
+                if alias.is_some_and(|a| a != self.alias) {
                     return Err(e.into());
                 }
                 log::warn!("replacing leftover host interface {}", self.host_ifname);
@@ -116,11 +117,11 @@ impl PodWiring<'_> {
         let host_link = host
             .link_by_name(name)?
             .ok_or_else(|| Error::CheckMismatch(format!("host interface {name} vanished")))?;
-        host.set_up(host_link.index)?;
+        host.set_up(host_link.index, Some(&self.alias))?;
         let pod_link = pod.link_by_name(self.ifname)?.ok_or_else(|| {
             Error::CheckMismatch(format!("{} vanished from the pod", self.ifname))
         })?;
-        pod.set_up(pod_link.index)?;
+        pod.set_up(pod_link.index, None)?;
         for ip in &self.ips {
             let prefix = host_prefix(*ip);
             pod.add_address(pod_link.index, *ip, prefix.prefix_len())?;

@@ -57,23 +57,36 @@ impl Network {
     }
 
     /// Calls `jalur` with `command` for (container, ifname) in `netns`.
-    pub fn call(&self, command: &str, cid: &str, netns: &str, ifname: &str, stdin: &str) -> CniOutput {
+    pub fn call(
+        &self,
+        command: &str,
+        cid: &str,
+        netns: &str,
+        ifname: &str,
+        stdin: &str,
+    ) -> CniOutput {
         CniCall::new("jalur", command, cid, netns, ifname).run(&self.node.ns.name, stdin)
     }
 
     /// ADD with the newest version; asserts success and returns the result.
     pub fn add(&self, cid: &str, netns: &str) -> Value {
-        self.call("ADD", cid, netns, "eth0", &self.stdin("1.1.0", None)).ok()
+        self.call("ADD", cid, netns, "eth0", &self.stdin("1.1.0", None))
+            .ok()
     }
 
     /// DEL with the newest version; asserts success.
     pub fn del(&self, cid: &str, netns: &str, prev: Option<&Value>) {
-        self.call("DEL", cid, netns, "eth0", &self.stdin("1.1.0", prev)).ok();
+        self.call("DEL", cid, netns, "eth0", &self.stdin("1.1.0", prev))
+            .ok();
     }
 
     /// The IPAM store's bookings: (container ID, ifname, ip).
     pub fn allocations(&self) -> Vec<(String, String, String)> {
-        let path = self.data_dir.path().join(&self.name).join("allocations.json");
+        let path = self
+            .data_dir
+            .path()
+            .join(&self.name)
+            .join("allocations.json");
         let Ok(text) = std::fs::read_to_string(&path) else {
             return Vec::new();
         };
@@ -94,7 +107,11 @@ impl Network {
 
     /// Asserts that nothing of the network is left: no host ends, no bookings.
     pub fn assert_clean(&self) {
-        assert_eq!(self.node.host_ends(), Vec::<String>::new(), "host ends left behind");
+        assert_eq!(
+            self.node.host_ends(),
+            Vec::<String>::new(),
+            "host ends left behind"
+        );
         assert_eq!(self.allocations(), Vec::new(), "addresses left booked");
     }
 }

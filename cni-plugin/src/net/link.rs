@@ -18,8 +18,6 @@ pub struct VethSpec {
     pub host_mac: Option<[u8; 6]>,
     /// Bring the host end up at creation.
     pub host_up: bool,
-    /// `ifalias` of the host end: the attachment it belongs to.
-    pub host_alias: Option<String>,
     /// Name of the end created inside the peer namespace.
     pub peer_name: String,
     /// MTU of both ends.
@@ -82,7 +80,7 @@ fn up_flags(header: &mut netlink_packet_route::link::LinkHeader) {
 }
 
 impl Netlink {
-    /// `ip link add HOST [address MAC] [alias A] mtu M [up] type veth peer name PEER netns NS
+    /// `ip link add HOST [address MAC] mtu M [up] type veth peer name PEER netns NS
     /// mtu M` — the peer is born inside `peer_ns`, down (the kernel cannot bring a veth end up
     /// before its pair is complete: `ENOTCONN`).
     pub fn create_veth(&mut self, spec: &VethSpec, peer_ns: &NetNs) -> Result<(), NetError> {
@@ -102,9 +100,6 @@ impl Netlink {
         msg.attributes.push(LinkAttribute::Mtu(spec.mtu));
         if let Some(mac) = spec.host_mac {
             msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
-        }
-        if let Some(alias) = &spec.host_alias {
-            msg.attributes.push(LinkAttribute::IfAlias(alias.clone()));
         }
         msg.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::Veth),
@@ -168,11 +163,16 @@ impl Netlink {
             .collect())
     }
 
-    /// `ip link set dev INDEX up`.
-    pub fn set_up(&mut self, index: u32) -> Result<(), NetError> {
+    /// `ip link set dev INDEX up [alias ALIAS]` (the kernel ignores an alias given at
+    /// creation, so it is set here).
+    pub fn set_up(&mut self, index: u32, alias: Option<&str>) -> Result<(), NetError> {
         let mut msg = LinkMessage::default();
         msg.header.index = index;
         up_flags(&mut msg.header);
+        if let Some(alias) = alias {
+            msg.attributes
+                .push(LinkAttribute::IfAlias(alias.to_owned()));
+        }
         self.ack(
             &|| format!("ip link set dev {index} up"),
             RouteNetlinkMessage::SetLink(msg),
