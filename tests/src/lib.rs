@@ -5,7 +5,9 @@
 //! Everything a test makes lives in namespaces it made, named uniquely per process and test,
 //! and is removed on drop, also when the test fails. Tests need root.
 
+pub mod cluster;
 pub mod conflist;
+pub mod fake_apiserver;
 pub mod netns;
 pub mod network;
 pub mod plugin;

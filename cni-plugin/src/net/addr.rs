@@ -42,8 +42,18 @@ impl Netlink {
 
     /// `ip addr show dev INDEX`: the (address, prefix length) pairs of one link.
     pub fn addresses(&mut self, index: u32) -> Result<Vec<(IpAddr, u8)>, NetError> {
+        Ok(self
+            .all_addresses()?
+            .into_iter()
+            .filter(|(i, _, _)| *i == index)
+            .map(|(_, ip, prefix)| (ip, prefix))
+            .collect())
+    }
+
+    /// `ip addr show`: every (interface index, address, prefix length) of the namespace.
+    pub fn all_addresses(&mut self) -> Result<Vec<(u32, IpAddr, u8)>, NetError> {
         let replies = self.dump(
-            &|| format!("ip addr show dev {index}"),
+            &|| "ip addr show".to_owned(),
             RouteNetlinkMessage::GetAddress(AddressMessage::default()),
         )?;
         let mut out = Vec::new();
@@ -51,9 +61,6 @@ impl Netlink {
             let RouteNetlinkMessage::NewAddress(m) = reply else {
                 continue;
             };
-            if m.header.index != index {
-                continue;
-            }
             let local = m.attributes.iter().find_map(|a| match a {
                 AddressAttribute::Local(ip) => Some(*ip),
                 _ => None,
@@ -63,7 +70,7 @@ impl Netlink {
                 _ => None,
             });
             if let Some(ip) = local.or(addr) {
-                out.push((ip, m.header.prefix_len));
+                out.push((m.header.index, ip, m.header.prefix_len));
             }
         }
         Ok(out)

@@ -8,9 +8,11 @@ mod addr;
 mod link;
 mod neigh;
 mod netns;
+pub mod nft;
 mod route;
 mod socket;
 pub mod sysctl;
+mod vxlan;
 
 use std::io;
 
@@ -19,6 +21,7 @@ pub use neigh::Neighbour;
 pub use netns::{NetNs, NetNsError};
 pub use route::{Route, RouteScope, JALUR_ROUTE_PROTOCOL};
 pub use socket::Netlink;
+pub use vxlan::{FdbEntry, VxlanSpec};
 
 /// A kernel networking operation that failed: what was attempted (as the `ip` command it
 /// equals) and the kernel's answer.

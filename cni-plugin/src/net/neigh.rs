@@ -52,6 +52,30 @@ impl Netlink {
         )
     }
 
+    /// `ip neigh del IP dev INDEX`; `Ok(false)` when there was no such entry.
+    pub fn delete_neighbour(&mut self, n: &Neighbour) -> Result<bool, NetError> {
+        let mut msg = NeighbourMessage::default();
+        msg.header.family = match n.ip {
+            IpAddr::V4(_) => AddressFamily::Inet,
+            IpAddr::V6(_) => AddressFamily::Inet6,
+        };
+        msg.header.ifindex = n.index;
+        msg.attributes
+            .push(NeighbourAttribute::Destination(match n.ip {
+                IpAddr::V4(ip) => NeighbourAddress::Inet(ip),
+                IpAddr::V6(ip) => NeighbourAddress::Inet6(ip),
+            }));
+        match self.ack(
+            &|| format!("ip neigh del {} dev {}", n.ip, n.index),
+            RouteNetlinkMessage::DelNeighbour(msg),
+            0,
+        ) {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `ip neigh show nud permanent`: the permanent entries of one link.
     pub fn permanent_neighbours(&mut self, index: u32) -> Result<Vec<Neighbour>, NetError> {
         let replies = self.dump(

@@ -60,6 +60,23 @@ impl Route {
         }
     }
 
+    /// `DST via GW dev OIF proto jalur`: through a gateway on a connected subnet.
+    pub fn via(dst: IpNet, gateway: IpAddr, oif: u32) -> Route {
+        Route {
+            onlink: false,
+            ..Route::via_onlink(dst, gateway, oif)
+        }
+    }
+
+    /// True when `other` is the same route as far as the kernel's answers tell: destination,
+    /// kind, gateway, and the interface (which the kernel reports on IPv6 blackholes as `lo`).
+    pub fn same_as(&self, other: &Route) -> bool {
+        self.dst == other.dst
+            && self.blackhole == other.blackhole
+            && self.gateway == other.gateway
+            && (self.blackhole || self.oif == other.oif)
+    }
+
     /// `DST via GW dev OIF onlink proto jalur`.
     pub fn via_onlink(dst: IpNet, gateway: IpAddr, oif: u32) -> Route {
         Route {

@@ -26,9 +26,10 @@ use cni_plugin::net::{Neighbour, NetNs, Netlink, Route, VethSpec};
 use jalur_tests::{Netns, Node};
 use serde_json::{json, Value};
 
-/// Pause after a scenario's namespaces are deleted: the kernel tears them down asynchronously
-/// (under the rtnl lock), which would otherwise slow the next scenario down.
-const SETTLE: Duration = Duration::from_millis(1500);
+/// Pause between scenarios, for the kernel's deferred work of the last DELs (RCU callbacks).
+/// Namespaces are deleted only at the very end: the kernel tears them down asynchronously,
+/// under the rtnl lock, which would slow whatever scenario runs next.
+const SETTLE: Duration = Duration::from_millis(500);
 /// The CNI version both plugins are called with.
 const CNI_VERSION: &str = "1.0.0";
 const NETWORK: &str = "bench";
@@ -57,6 +58,9 @@ fn ns_prefix() -> String {
 
 /// This run's files.
 fn work_dir() -> PathBuf {
+    if let Some(base) = std::env::var_os("JB_BASE") {
+        return PathBuf::from(base).join(format!("jalur-bench-{}", std::process::id()));
+    }
     PathBuf::from(format!("/var/tmp/jalur-bench-{}", std::process::id()))
 }
 
@@ -144,6 +148,7 @@ struct Env {
 
 /// One pod: its namespace (made before timing) and the attachment's identity.
 struct Pod {
+    /// Deleted on drop.
     ns: Netns,
     path: String,
     cid: String,
@@ -355,7 +360,6 @@ struct Bed {
     node_inode: u64,
     conf: Option<Value>,
     subnet_octet: u8,
-    data_dir: PathBuf,
 }
 
 impl Bed {
@@ -401,18 +405,50 @@ impl Bed {
             node_inode,
             conf,
             subnet_octet: k,
-            data_dir,
         }
     }
 
-    /// Drops the node, removes the IPAM data, and lets the kernel settle.
-    fn finish(self) {
-        let Bed { node, data_dir, .. } = self;
-        drop(node);
-        let _ = std::fs::remove_dir_all(&data_dir);
+    /// Keeps the node's and the pods' namespaces for deletion at the end, and pauses.
+    fn retire(self, pods: Vec<Pod>, retired: &mut Vec<Netns>) {
+        retired.extend(pods.into_iter().map(|p| p.ns));
+        retired.push(self.node.ns);
+        retired.push(self.node.underlay);
         std::thread::sleep(SETTLE);
         check_interrupted();
     }
+}
+
+/// Deletes the retired namespaces (on drop), four at a time.
+fn bury(mut retired: Vec<Netns>) {
+    let chunk = retired.len().div_ceil(4).max(1);
+    std::thread::scope(|scope| {
+        while !retired.is_empty() {
+            let batch: Vec<Netns> = retired.drain(..chunk.min(retired.len())).collect();
+            scope.spawn(move || drop(batch));
+        }
+    });
+}
+
+/// Spawn-to-exit of `/bin/true`, run like a plugin from a node: what any exec'd plugin pays
+/// before doing anything.
+fn exec_baseline(env: &Env, n: usize, retired: &mut Vec<Netns>) -> Vec<Duration> {
+    let node = Node::new("bexe", 99);
+    let node_ns = NetNs::open(Path::new(&node.ns.path())).expect("open node netns");
+    let node_inode = netns_inode(&node.ns.path());
+    let pods = make_pods("exe", 1, 99);
+    let times = node_ns
+        .run(|| {
+            assert_in_netns(node_inode);
+            (0..n + 3)
+                .map(|_| exec(env, Path::new("/bin/true"), "ADD", &pods[0], "{}").0)
+                .skip(3)
+                .collect()
+        })
+        .expect("enter node netns");
+    retired.extend(pods.into_iter().map(|p| p.ns));
+    retired.push(node.ns);
+    retired.push(node.underlay);
+    times
 }
 
 /// Durations of one scenario of one subject.
@@ -431,7 +467,7 @@ fn warm_up(driver: &mut Driver, pod: &Pod) {
 }
 
 /// `n` pods one after another: every ADD, then every DEL.
-fn sequential(env: &Env, subject: Subject, n: usize) -> Measured {
+fn sequential(env: &Env, subject: Subject, n: usize, retired: &mut Vec<Netns>) -> Measured {
     let bed = Bed::new(env, subject, &format!("s{n}"));
     let pods = make_pods(&format!("{}s{n}", subject.tag()), n + 1, bed.subnet_octet);
     let measured = bed
@@ -462,23 +498,19 @@ fn sequential(env: &Env, subject: Subject, n: usize) -> Measured {
             }
         })
         .expect("enter node netns");
-    drop(pods);
-    bed.finish();
+    bed.retire(pods, retired);
     measured
 }
 
 /// `n` threads released at once by a barrier: ADDs, then (once all are done) DELs.
-fn parallel(env: &Env, subject: Subject, n: usize) -> Measured {
+fn parallel(env: &Env, subject: Subject, n: usize, retired: &mut Vec<Netns>) -> Measured {
     let bed = Bed::new(env, subject, &format!("p{n}"));
     let pods = make_pods(&format!("{}p{n}", subject.tag()), n + 1, bed.subnet_octet);
     let measured = bed
         .node_ns
         .run(|| {
             assert_in_netns(bed.node_inode);
-            warm_up(
-                &mut Driver::new(subject, env, bed.conf.as_ref()),
-                &pods[0],
-            );
+            warm_up(&mut Driver::new(subject, env, bed.conf.as_ref()), &pods[0]);
             let barrier = Barrier::new(n);
             // Threads made from this one start in the node's netns (checked below).
             let spans: Vec<_> = std::thread::scope(|scope| {
@@ -524,8 +556,7 @@ fn parallel(env: &Env, subject: Subject, n: usize) -> Measured {
             }
         })
         .expect("enter node netns");
-    drop(pods);
-    bed.finish();
+    bed.retire(pods, retired);
     measured
 }
 
@@ -686,6 +717,8 @@ fn main() {
     println!("each row: a fresh node, pods' netns made beforehand, one untimed warm-up ADD+DEL;");
     println!("plugins timed from spawn to exit; percentiles are nearest-rank");
 
+    let mut retired = Vec::new();
+    let baseline = exec_baseline(&env, 50, &mut retired);
     let mut seq_tables = Vec::new();
     for &n in seq_sizes {
         let mut rows = Vec::new();
@@ -694,10 +727,14 @@ fn main() {
             rows.push(Row {
                 subject,
                 n,
-                m: sequential(&env, subject, n),
+                m: sequential(&env, subject, n, &mut retired),
             });
         }
-        print_table(&format!("Sequential, {n} pods one after another"), &rows, false);
+        print_table(
+            &format!("Sequential, {n} pods one after another"),
+            &rows,
+            false,
+        );
         seq_tables.push((n, rows));
     }
     let mut par_rows = Vec::new();
@@ -706,7 +743,7 @@ fn main() {
         par_rows.push(Row {
             subject,
             n: par_size,
-            m: parallel(&env, subject, par_size),
+            m: parallel(&env, subject, par_size, &mut retired),
         });
     }
     print_table(
@@ -715,6 +752,12 @@ fn main() {
         true,
     );
 
+    println!(
+        "\nfor reference: spawn to exit of /bin/true from the node (the exec cost any plugin \
+         pays), p50 {:.2} ms, p95 {:.2} ms",
+        p50(&baseline),
+        percentile(&baseline, 95.0)
+    );
     println!("\n== Targets ==");
     for (n, rows) in &seq_tables {
         let jalur = find(rows, Subject::Jalur).expect("jalur row");
@@ -736,14 +779,18 @@ fn main() {
     let makespan = |s| find(&par_rows, s).and_then(|m| m.add_makespan).map(ms);
     print_ratio(
         &format!("jalur ADD makespan / ptp ADD makespan, {par_size} parallel"),
-        makespan(Subject::Jalur).zip(makespan(Subject::Ptp)).map(|(j, p)| j / p),
+        makespan(Subject::Jalur)
+            .zip(makespan(Subject::Ptp))
+            .map(|(j, p)| j / p),
         "",
         0.35,
     );
 
+    eprintln!("  cleaning up");
+    bury(retired);
     drop(work);
     let left = sweep();
     if !left.is_empty() {
-        eprintln!("jalur-bench: removed leftover namespaces {left:?}");
+        eprintln!("jalur-bench: removed {} leftover namespaces", left.len());
     }
 }

@@ -1,0 +1,174 @@
+//! The overlay: a VXLAN device and its forwarding (FDB) entries.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use netlink_packet_core::{NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVxlan, LinkAttribute, LinkInfo, LinkMessage,
+};
+use netlink_packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+
+use super::{format_mac, NetError, Netlink};
+
+/// A VXLAN device over an IPv4 underlay, learning off: every remote endpoint is programmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VxlanSpec {
+    /// Device name.
+    pub name: String,
+    /// VXLAN network identifier.
+    pub vni: u32,
+    /// UDP destination port.
+    pub port: u16,
+    /// The local underlay address (source of encapsulated packets).
+    pub local: Ipv4Addr,
+    /// Index of the underlay interface.
+    pub underlay_index: u32,
+    /// MTU of the device (the underlay's less the encapsulation overhead).
+    pub mtu: u32,
+    /// The device's MAC (derived from the node address, so peers can compute it).
+    pub mac: [u8; 6],
+    /// `ifalias`: a fingerprint of this spec, to detect a device built differently.
+    pub alias: String,
+}
+
+/// A forwarding entry: frames for `mac` are sent to the endpoint `dst`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FdbEntry {
+    /// The remote endpoint's MAC.
+    pub mac: [u8; 6],
+    /// The remote endpoint's underlay address.
+    pub dst: IpAddr,
+}
+
+impl Netlink {
+    /// `ip link add NAME address MAC mtu M type vxlan id VNI local IP dev UL dstport PORT
+    /// nolearning` then `ip link set NAME alias A up`.
+    pub fn create_vxlan(&mut self, spec: &VxlanSpec) -> Result<u32, NetError> {
+        let mut msg = LinkMessage::default();
+        msg.attributes
+            .push(LinkAttribute::IfName(spec.name.clone()));
+        msg.attributes.push(LinkAttribute::Mtu(spec.mtu));
+        msg.attributes
+            .push(LinkAttribute::Address(spec.mac.to_vec()));
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Vxlan),
+            LinkInfo::Data(InfoData::Vxlan(vec![
+                InfoVxlan::Id(spec.vni),
+                InfoVxlan::Local(spec.local),
+                InfoVxlan::Link(spec.underlay_index),
+                InfoVxlan::Port(spec.port),
+                InfoVxlan::Learning(false),
+            ])),
+        ]));
+        self.ack(
+            &|| {
+                format!(
+                    "ip link add {} type vxlan id {} local {} dev {} dstport {} nolearning",
+                    spec.name, spec.vni, spec.local, spec.underlay_index, spec.port
+                )
+            },
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )?;
+        let link = self.link_by_name(&spec.name)?.ok_or_else(|| {
+            NetError::new(
+                format!("ip link show {}", spec.name),
+                std::io::Error::from_raw_os_error(libc::ENODEV),
+            )
+        })?;
+        self.set_up(link.index, Some(&spec.alias))?;
+        Ok(link.index)
+    }
+
+    /// `bridge fdb show dev INDEX`: the permanent entries with a remote destination.
+    pub fn fdb_entries(&mut self, index: u32) -> Result<Vec<FdbEntry>, NetError> {
+        let mut req = NeighbourMessage::default();
+        req.header.family = AddressFamily::Bridge;
+        let replies = self.dump(
+            &|| format!("bridge fdb show dev {index}"),
+            RouteNetlinkMessage::GetNeighbour(req),
+        )?;
+        let mut out = Vec::new();
+        for reply in replies {
+            let RouteNetlinkMessage::NewNeighbour(m) = reply else {
+                continue;
+            };
+            if m.header.ifindex != index {
+                continue;
+            }
+            let mut mac = None;
+            let mut dst = None;
+            for attr in m.attributes {
+                match attr {
+                    NeighbourAttribute::LinkLayerAddress(l) if l.len() == 6 => {
+                        mac = <[u8; 6]>::try_from(l.as_slice()).ok()
+                    }
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => {
+                        dst = Some(IpAddr::V4(a))
+                    }
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
+                        dst = Some(IpAddr::V6(a))
+                    }
+                    _ => {}
+                }
+            }
+            if let (Some(mac), Some(dst)) = (mac, dst) {
+                out.push(FdbEntry { mac, dst });
+            }
+        }
+        Ok(out)
+    }
+
+    fn fdb_message(index: u32, entry: &FdbEntry) -> NeighbourMessage {
+        let mut msg = NeighbourMessage::default();
+        msg.header.family = AddressFamily::Bridge;
+        msg.header.ifindex = index;
+        msg.header.state = NeighbourState::Permanent;
+        msg.header.flags = NeighbourFlags::Own;
+        msg.attributes
+            .push(NeighbourAttribute::LinkLayerAddress(entry.mac.to_vec()));
+        msg.attributes
+            .push(NeighbourAttribute::Destination(match entry.dst {
+                IpAddr::V4(a) => NeighbourAddress::Inet(a),
+                IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+            }));
+        msg
+    }
+
+    /// `bridge fdb append MAC dev INDEX dst IP self permanent`.
+    pub fn add_fdb(&mut self, index: u32, entry: &FdbEntry) -> Result<(), NetError> {
+        self.ack(
+            &|| {
+                format!(
+                    "bridge fdb append {} dev {index} dst {} self permanent",
+                    format_mac(&entry.mac),
+                    entry.dst
+                )
+            },
+            RouteNetlinkMessage::NewNeighbour(Self::fdb_message(index, entry)),
+            NLM_F_CREATE | NLM_F_APPEND,
+        )
+    }
+
+    /// `bridge fdb del MAC dev INDEX dst IP self`; `Ok(false)` when it was not there.
+    pub fn delete_fdb(&mut self, index: u32, entry: &FdbEntry) -> Result<bool, NetError> {
+        match self.ack(
+            &|| {
+                format!(
+                    "bridge fdb del {} dev {index} dst {} self",
+                    format_mac(&entry.mac),
+                    entry.dst
+                )
+            },
+            RouteNetlinkMessage::DelNeighbour(Self::fdb_message(index, entry)),
+            0,
+        ) {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}

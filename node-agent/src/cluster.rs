@@ -1,0 +1,97 @@
+//! What the agent knows of a node: its name, addresses and pod subnets, read from a
+//! Kubernetes `Node` (from the API or from a NodeList file alike).
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use k8s_openapi::api::core::v1::Node;
+
+/// One node of the cluster, as routing needs it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NodeInfo {
+    /// `metadata.name`.
+    pub name: String,
+    /// `status.addresses` of type InternalIP, in order.
+    pub addresses: Vec<IpAddr>,
+    /// `spec.podCIDRs` (or `spec.podCIDR`).
+    pub pod_cidrs: Vec<IpNet>,
+}
+
+impl NodeInfo {
+    /// Reads the fields routing needs; bad entries are skipped with a warning, never fatal.
+    pub fn from_node(node: &Node) -> Option<NodeInfo> {
+        let name = node.metadata.name.clone()?;
+        let spec = node.spec.as_ref();
+        let mut cidrs: Vec<String> = spec.and_then(|s| s.pod_cidrs.clone()).unwrap_or_default();
+        if cidrs.is_empty() {
+            cidrs.extend(spec.and_then(|s| s.pod_cidr.clone()));
+        }
+        let pod_cidrs = cidrs
+            .iter()
+            .filter_map(|c| match c.parse::<IpNet>() {
+                Ok(net) => Some(net.trunc()),
+                Err(_) => {
+                    tracing::warn!(node = %name, cidr = %c, "ignoring a pod CIDR that does not parse");
+                    None
+                }
+            })
+            .collect();
+        let addresses = node
+            .status
+            .as_ref()
+            .and_then(|s| s.addresses.as_ref())
+            .map(|list| {
+                list.iter()
+                    .filter(|a| a.type_ == "InternalIP")
+                    .filter_map(|a| a.address.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(NodeInfo {
+            name,
+            addresses,
+            pod_cidrs,
+        })
+    }
+
+    /// The node's first InternalIP of the given family.
+    pub fn address(&self, v6: bool) -> Option<IpAddr> {
+        self.addresses.iter().copied().find(|a| a.is_ipv6() == v6)
+    }
+}
+
+/// Parses a NodeList (JSON or YAML) into nodes, sorted by name.
+pub fn parse_node_list(text: &str) -> Result<Vec<NodeInfo>, String> {
+    #[derive(serde::Deserialize)]
+    struct List {
+        #[serde(default)]
+        items: Vec<Node>,
+    }
+    let list: List = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    let mut nodes: Vec<NodeInfo> = list.items.iter().filter_map(NodeInfo::from_node).collect();
+    nodes.sort();
+    Ok(nodes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_node_list_in_json_and_yaml() {
+        let json = r#"{"apiVersion":"v1","kind":"NodeList","items":[
+          {"metadata":{"name":"b"},"spec":{"podCIDR":"10.244.2.0/24"},
+           "status":{"addresses":[{"type":"Hostname","address":"b"},{"type":"InternalIP","address":"192.168.49.3"}]}},
+          {"metadata":{"name":"a"},"spec":{"podCIDRs":["10.244.1.0/24","fd00:244:1::/64"]},
+           "status":{"addresses":[{"type":"InternalIP","address":"192.168.49.2"}]}}]}"#;
+        let nodes = parse_node_list(json).unwrap();
+        assert_eq!(nodes[0].name, "a");
+        assert_eq!(nodes[0].pod_cidrs.len(), 2);
+        assert_eq!(nodes[1].pod_cidrs[0].to_string(), "10.244.2.0/24");
+        assert_eq!(nodes[1].address(false).unwrap().to_string(), "192.168.49.3");
+        let yaml = "items:\n- metadata: {name: c}\n  spec: {podCIDR: 10.244.3.0/24}\n";
+        let nodes = parse_node_list(yaml).unwrap();
+        assert_eq!(nodes[0].addresses, vec![]);
+        assert!(parse_node_list("items: [").is_err());
+    }
+}

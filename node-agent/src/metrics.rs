@@ -1,0 +1,127 @@
+//! Health, readiness and Prometheus metrics, served on `--metrics-addr` by a minimal HTTP/1.1
+//! responder (three fixed GET paths need no web framework).
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// What the reconciler reports after each sync.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    /// The node can serve pods (own subnet known, routes in place, conflist written).
+    pub ready: bool,
+    /// Peers per routing mode label (`direct`, `vxlan`, `unroutable`).
+    pub peers: Vec<(&'static str, usize)>,
+    /// Routes the agent owns.
+    pub routes: usize,
+    /// Completed syncs.
+    pub syncs: u64,
+    /// Failed syncs.
+    pub sync_errors: u64,
+    /// Duration of the last sync, seconds.
+    pub last_sync_seconds: f64,
+    /// Routes changed in total (added + removed).
+    pub route_changes: u64,
+}
+
+/// Shared between the reconciler and the server.
+pub type SharedStats = Arc<Mutex<Stats>>;
+
+fn render(stats: &Stats) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP jalur_peers Peer nodes by how they are routed.\n# TYPE jalur_peers gauge"
+    );
+    for mode in ["direct", "vxlan", "unroutable"] {
+        let n = stats
+            .peers
+            .iter()
+            .find(|(m, _)| *m == mode)
+            .map_or(0, |(_, n)| *n);
+        let _ = writeln!(out, "jalur_peers{{mode=\"{mode}\"}} {n}");
+    }
+    let _ = writeln!(out, "# HELP jalur_routes Routes the agent owns (proto 74).\n# TYPE jalur_routes gauge\njalur_routes {}", stats.routes);
+    let _ = writeln!(out, "# HELP jalur_syncs_total Completed syncs.\n# TYPE jalur_syncs_total counter\njalur_syncs_total {}", stats.syncs);
+    let _ = writeln!(out, "# HELP jalur_sync_errors_total Failed syncs.\n# TYPE jalur_sync_errors_total counter\njalur_sync_errors_total {}", stats.sync_errors);
+    let _ = writeln!(out, "# HELP jalur_sync_duration_seconds Duration of the last sync.\n# TYPE jalur_sync_duration_seconds gauge\njalur_sync_duration_seconds {}", stats.last_sync_seconds);
+    let _ = writeln!(out, "# HELP jalur_route_changes_total Routes added or removed.\n# TYPE jalur_route_changes_total counter\njalur_route_changes_total {}", stats.route_changes);
+    let _ = writeln!(out, "# HELP jalur_ready Whether the node can serve pods.\n# TYPE jalur_ready gauge\njalur_ready {}", u8::from(stats.ready));
+    out
+}
+
+fn respond(path: &str, stats: &Stats) -> (u16, &'static str, String) {
+    match path {
+        "/healthz" => (200, "text/plain", "ok\n".into()),
+        "/readyz" if stats.ready => (200, "text/plain", "ready\n".into()),
+        "/readyz" => (503, "text/plain", "not ready\n".into()),
+        "/metrics" => (200, "text/plain; version=0.0.4", render(stats)),
+        _ => (404, "text/plain", "not found\n".into()),
+    }
+}
+
+/// Serves until the process ends.
+pub async fn serve(listener: TcpListener, stats: SharedStats) {
+    loop {
+        let Ok((mut conn, _)) = listener.accept().await else {
+            continue;
+        };
+        let stats = stats.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let n =
+                match tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut buf))
+                    .await
+                {
+                    Ok(Ok(n)) => n,
+                    _ => return,
+                };
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let path = request.split_whitespace().nth(1).unwrap_or("/");
+            let snapshot = stats.lock().map(|s| s.clone()).unwrap_or_default();
+            let (code, kind, body) = respond(path, &snapshot);
+            let reason = match code {
+                200 => "OK",
+                503 => "Service Unavailable",
+                _ => "Not Found",
+            };
+            let head = format!(
+                "HTTP/1.1 {code} {reason}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(head.as_bytes()).await;
+            let _ = conn.write_all(body.as_bytes()).await;
+        });
+    }
+}
+
+/// Binds the metrics address.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text_and_readiness() {
+        let stats = Stats {
+            ready: true,
+            peers: vec![("direct", 2), ("vxlan", 1)],
+            routes: 4,
+            ..Stats::default()
+        };
+        let (code, _, body) = respond("/metrics", &stats);
+        assert_eq!(code, 200);
+        assert!(body.contains("jalur_peers{mode=\"direct\"} 2"));
+        assert!(body.contains("jalur_peers{mode=\"unroutable\"} 0"));
+        assert!(body.contains("jalur_routes 4"));
+        assert_eq!(respond("/readyz", &stats).0, 200);
+        assert_eq!(respond("/readyz", &Stats::default()).0, 503);
+        assert_eq!(respond("/nope", &stats).0, 404);
+    }
+}

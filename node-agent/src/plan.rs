@@ -1,0 +1,327 @@
+//! The desired state: a pure function of the cluster view and the local underlay.
+//!
+//! It decides, per peer, direct routing (the peer's address is on a directly connected
+//! subnet) or the overlay, and lists the routes, VXLAN forwarding entries and neighbours that
+//! make every pod subnet reachable. Nothing here touches the kernel.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use cni_plugin::net::{FdbEntry, Route};
+use ipnet::IpNet;
+
+use crate::cluster::NodeInfo;
+
+/// The overlay device's name.
+pub const VXLAN_DEVICE: &str = "jalur.vxlan";
+/// VXLAN network identifier.
+pub const VNI: u32 = 4097;
+/// VXLAN UDP port (IANA).
+pub const VXLAN_PORT: u16 = 4789;
+/// Encapsulation overhead over an IPv4 underlay: outer IPv4 (20) + UDP (8) + VXLAN (8) +
+/// inner Ethernet (14).
+pub const VXLAN_OVERHEAD: u32 = 50;
+
+/// How peers are routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Direct where the peer is on a connected subnet, the overlay elsewhere.
+    Auto,
+    /// Always a route via the peer's node address (peers must share an L2 subnet).
+    Direct,
+    /// Always the overlay.
+    Vxlan,
+}
+
+/// The local side of the underlay: the interface holding the node's address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Underlay {
+    /// Interface index.
+    pub index: u32,
+    /// Interface name.
+    pub name: String,
+    /// Its MTU.
+    pub mtu: u32,
+    /// The prefixes configured on it (the subnets directly reachable).
+    pub prefixes: Vec<IpNet>,
+}
+
+/// How one peer is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerRoute {
+    /// Via its node address on a shared subnet.
+    Direct,
+    /// Through the overlay.
+    Vxlan,
+    /// Not at all, and why.
+    Unroutable(String),
+}
+
+impl PeerRoute {
+    /// The metrics label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            PeerRoute::Direct => "direct",
+            PeerRoute::Vxlan => "vxlan",
+            PeerRoute::Unroutable(_) => "unroutable",
+        }
+    }
+}
+
+/// A remote VXLAN endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vtep {
+    /// Where frames for it go, and its MAC.
+    pub fdb: FdbEntry,
+    /// Its tunnel addresses (one per pod subnet), each a permanent neighbour → MAC.
+    pub tunnel_ips: Vec<IpAddr>,
+}
+
+/// The overlay's desired state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlayPlan {
+    /// The local endpoint's underlay address.
+    pub local: Ipv4Addr,
+    /// Its MAC.
+    pub mac: [u8; 6],
+    /// Its own tunnel addresses (the network address of each local pod subnet, /32 or /128).
+    pub tunnel_addrs: Vec<IpNet>,
+    /// The remote endpoints.
+    pub peers: Vec<Vtep>,
+}
+
+/// Everything the agent wants the kernel to hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The local node's pod subnets (empty: the node cannot serve pods yet).
+    pub own_cidrs: Vec<IpNet>,
+    /// Routes (proto 74): blackholes for the own subnets, and one per peer subnet.
+    pub routes: Vec<Route>,
+    /// The overlay, when the mode allows it and the node has an IPv4 underlay address.
+    pub overlay: Option<OverlayPlan>,
+    /// Each peer's routing decision, by node name.
+    pub peers: Vec<(String, PeerRoute)>,
+    /// The pods' MTU.
+    pub pod_mtu: u32,
+}
+
+/// A VTEP MAC derived from the node's underlay address, so every peer computes the same
+/// one without publishing it: `0e:4a:` + the four address bytes.
+pub fn vtep_mac(ip: Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x0e, 0x4a, o[0], o[1], o[2], o[3]]
+}
+
+/// A node's tunnel address in one of its pod subnets: the subnet's network address.
+pub fn tunnel_ip(cidr: &IpNet) -> IpAddr {
+    cidr.network()
+}
+
+fn blackhole(dst: IpNet) -> Route {
+    Route {
+        blackhole: true,
+        oif: None,
+        ..Route::direct(dst, 0)
+    }
+}
+
+/// Computes the plan. `me` is this node (None: not in the view yet), `overlay_index` the
+/// overlay device's index when it exists (routes through it need it).
+pub fn plan(
+    me: Option<&NodeInfo>,
+    nodes: &[NodeInfo],
+    underlay: &Underlay,
+    mode: Mode,
+    overlay_index: Option<u32>,
+) -> Plan {
+    let overlay_possible = mode != Mode::Direct;
+    let pod_mtu = if overlay_possible {
+        underlay.mtu.saturating_sub(VXLAN_OVERHEAD)
+    } else {
+        underlay.mtu
+    };
+    let mut out = Plan {
+        own_cidrs: Vec::new(),
+        routes: Vec::new(),
+        overlay: None,
+        peers: Vec::new(),
+        pod_mtu,
+    };
+    let Some(me) = me else {
+        return out;
+    };
+    out.own_cidrs = me.pod_cidrs.clone();
+    out.routes
+        .extend(me.pod_cidrs.iter().map(|c| blackhole(*c)));
+    let local_v4 = match me.address(false) {
+        Some(IpAddr::V4(a)) => Some(a),
+        _ => None,
+    };
+    let mut overlay = match (overlay_possible, local_v4) {
+        (true, Some(local)) => Some(OverlayPlan {
+            local,
+            mac: vtep_mac(local),
+            tunnel_addrs: me
+                .pod_cidrs
+                .iter()
+                .map(|c| IpNet::from(tunnel_ip(c)))
+                .collect(),
+            peers: Vec::new(),
+        }),
+        _ => None,
+    };
+    for peer in nodes.iter().filter(|n| n.name != me.name) {
+        let decision = route_peer(
+            peer,
+            underlay,
+            mode,
+            overlay.as_mut(),
+            overlay_index,
+            &mut out.routes,
+        );
+        out.peers.push((peer.name.clone(), decision));
+    }
+    out.overlay = overlay;
+    out
+}
+
+fn route_peer(
+    peer: &NodeInfo,
+    underlay: &Underlay,
+    mode: Mode,
+    overlay: Option<&mut OverlayPlan>,
+    overlay_index: Option<u32>,
+    routes: &mut Vec<Route>,
+) -> PeerRoute {
+    if peer.pod_cidrs.is_empty() {
+        return PeerRoute::Unroutable("it has no pod CIDR yet".into());
+    }
+    if peer.addresses.is_empty() {
+        return PeerRoute::Unroutable("it has no InternalIP address".into());
+    }
+    let on_link = |ip: IpAddr| underlay.prefixes.iter().any(|p| p.contains(&ip));
+    let direct_ok = peer
+        .pod_cidrs
+        .iter()
+        .all(|c| peer.address(c.addr().is_ipv6()).is_some_and(on_link));
+    if mode == Mode::Direct || (mode == Mode::Auto && direct_ok) {
+        if !direct_ok {
+            return PeerRoute::Unroutable(format!(
+                "mode is direct but its address {:?} is not on a subnet of {}",
+                peer.addresses, underlay.name
+            ));
+        }
+        for cidr in &peer.pod_cidrs {
+            let gw = peer.address(cidr.addr().is_ipv6()).expect("checked above");
+            routes.push(Route::via(*cidr, gw, underlay.index));
+        }
+        return PeerRoute::Direct;
+    }
+    let (Some(overlay), Some(IpAddr::V4(remote))) = (overlay, peer.address(false)) else {
+        return PeerRoute::Unroutable(
+            "it needs the overlay, which needs IPv4 node addresses on both ends".into(),
+        );
+    };
+    let mac = vtep_mac(remote);
+    let tunnel_ips: Vec<IpAddr> = peer.pod_cidrs.iter().map(tunnel_ip).collect();
+    if let Some(index) = overlay_index {
+        for cidr in &peer.pod_cidrs {
+            routes.push(Route::via_onlink(*cidr, tunnel_ip(cidr), index));
+        }
+    }
+    overlay.peers.push(Vtep {
+        fdb: FdbEntry {
+            mac,
+            dst: IpAddr::V4(remote),
+        },
+        tunnel_ips,
+    });
+    PeerRoute::Vxlan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, ip: &str, cidr: &str) -> NodeInfo {
+        NodeInfo {
+            name: name.into(),
+            addresses: vec![ip.parse().unwrap()],
+            pod_cidrs: vec![cidr.parse().unwrap()],
+        }
+    }
+
+    fn underlay() -> Underlay {
+        Underlay {
+            index: 2,
+            name: "eth0".into(),
+            mtu: 1500,
+            prefixes: vec!["192.168.49.0/24".parse().unwrap()],
+        }
+    }
+
+    fn nodes() -> Vec<NodeInfo> {
+        vec![
+            node("a", "192.168.49.2", "10.244.1.0/24"),
+            node("b", "192.168.49.3", "10.244.2.0/24"),
+            node("c", "192.168.50.4", "10.244.3.0/24"),
+        ]
+    }
+
+    #[test]
+    fn auto_routes_same_subnet_peers_directly_and_others_over_vxlan() {
+        let n = nodes();
+        let p = plan(Some(&n[0]), &n, &underlay(), Mode::Auto, Some(9));
+        assert_eq!(p.peers[0], ("b".into(), PeerRoute::Direct));
+        assert_eq!(p.peers[1], ("c".into(), PeerRoute::Vxlan));
+        let descr: Vec<String> = p.routes.iter().map(Route::describe).collect();
+        assert_eq!(
+            descr,
+            [
+                "blackhole 10.244.1.0/24 proto 74",
+                "10.244.2.0/24 via 192.168.49.3 dev 2 proto 74",
+                "10.244.3.0/24 via 10.244.3.0 dev 9 onlink proto 74",
+            ]
+        );
+        let o = p.overlay.unwrap();
+        assert_eq!(o.tunnel_addrs[0].to_string(), "10.244.1.0/32");
+        assert_eq!(o.peers[0].fdb.mac, [0x0e, 0x4a, 192, 168, 50, 4]);
+        assert_eq!(p.pod_mtu, 1450);
+    }
+
+    #[test]
+    fn direct_mode_uses_the_full_mtu_and_reports_unreachable_peers() {
+        let n = nodes();
+        let p = plan(Some(&n[0]), &n, &underlay(), Mode::Direct, None);
+        assert_eq!(p.pod_mtu, 1500);
+        assert!(p.overlay.is_none());
+        assert!(matches!(p.peers[1].1, PeerRoute::Unroutable(_)));
+        assert_eq!(p.routes.len(), 2);
+    }
+
+    #[test]
+    fn vxlan_mode_tunnels_every_peer() {
+        let n = nodes();
+        let p = plan(Some(&n[0]), &n, &underlay(), Mode::Vxlan, Some(9));
+        assert!(p.peers.iter().all(|(_, r)| *r == PeerRoute::Vxlan));
+        assert_eq!(p.overlay.unwrap().peers.len(), 2);
+    }
+
+    #[test]
+    fn peers_without_cidr_or_address_are_reported_not_fatal() {
+        let mut n = nodes();
+        n[1].pod_cidrs.clear();
+        n[2].addresses.clear();
+        let p = plan(Some(&n[0]), &n, &underlay(), Mode::Auto, Some(9));
+        assert!(p
+            .peers
+            .iter()
+            .all(|(_, r)| matches!(r, PeerRoute::Unroutable(_))));
+        assert_eq!(p.routes.len(), 1, "only the blackhole");
+    }
+
+    #[test]
+    fn an_unknown_self_plans_nothing() {
+        let p = plan(None, &nodes(), &underlay(), Mode::Auto, None);
+        assert!(p.own_cidrs.is_empty() && p.routes.is_empty());
+    }
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Benchmark: ADD and DEL latency (sequential 50 and 200 pods, 50 in parallel) of jalur, of
+# the reference ptp + host-local, and of the kernel's floor (the same netlink work, in
+# process), each on a fresh simulated node (network namespaces). Prints a table and the
+# project's target ratios; it asserts nothing about speed.
+#
+#   sudo ./scripts/bench.sh           # full run (a couple of minutes)
+#   sudo ./scripts/bench.sh --quick   # 20 sequential + 20 parallel, a smoke run
+#
+# Needs root (it makes network namespaces; it never touches the root namespace's network).
+# It makes namespaces jt<pid>-* and files under /var/tmp/jalur-bench-<pid>/ and removes them
+# at the end, also when the bench fails or is interrupted.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "scripts/bench.sh needs root (network namespaces): run it with sudo" >&2
+  exit 1
+fi
+if ! command -v cargo >/dev/null; then
+  echo "cargo is not on PATH (sudo resets it): try sudo env PATH=\"\$PATH\" $0" >&2
+  exit 1
+fi
+
+cargo build --release --locked -p cni-plugin -p jalur-tests
+
+target/release/jalur-bench "$@" &
+pid=$!
+
+# The bench cleans up after itself (drop guards, panic hook, SIGINT/SIGTERM); this is the
+# backstop for a bench killed outright: only this run's namespaces and files.
+sweep() {
+  local ns
+  for ns in $(ip netns list | awk '{print $1}' | grep "^jt${pid}-" || true); do
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  rm -rf "/var/tmp/jalur-bench-${pid}"
+}
+trap sweep EXIT
+trap 'kill -TERM "$pid" 2>/dev/null || true' INT TERM
+
+status=0
+while :; do
+  wait "$pid" && status=0 || status=$?
+  kill -0 "$pid" 2>/dev/null || break  # wait returned because of a signal: wait again
+done
+exit "$status"

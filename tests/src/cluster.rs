@@ -1,0 +1,345 @@
+//! The simulated cluster: nodes as network namespaces on an underlay, a second L3 subnet
+//! behind a router, an "outside" host, an agent per node in file mode, and pods made with the
+//! built `jalur` from the conflist each agent wrote.
+//!
+//! ```text
+//!  subnet A 192.168.<a>.0/24 (bridge ns)      router ns        subnet B 192.168.<b>.0/24
+//!    node1 .2   node2 .3   router .1  <----> routes A,B,X <---->  router .1   node3 .4
+//!                                              |
+//!                                     outside 172.31.<a>.2 (router 172.31.<a>.1)
+//! ```
+//! Node i owns pod subnets 10.<net>.i.0/24 and fd00:<net>:i::/64. Every namespace, process
+//! and file is the fixture's own and is removed on drop.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+use crate::conflist::ConfList;
+use crate::netns::Netns;
+use crate::plugin::bin_dir;
+use crate::sh;
+
+/// One simulated node.
+pub struct SimNode {
+    /// Its name (the Node object's).
+    pub name: String,
+    /// Its namespace.
+    pub ns: Netns,
+    /// Its underlay IPv4 address.
+    pub ip: String,
+    /// Its underlay IPv6 address, when on a subnet that has IPv6.
+    pub ip6: Option<String>,
+    /// Its pod subnets.
+    pub pod_cidrs: Vec<String>,
+    /// The agent's CNI config dir and state dir (under the cluster's temp dir).
+    pub conf_dir: PathBuf,
+    /// The agent's state dir.
+    pub state_dir: PathBuf,
+    /// The running agent, if any.
+    pub agent: Option<Child>,
+}
+
+/// The whole simulated cluster.
+pub struct Cluster {
+    /// Nodes 1 and 2 share subnet A; node 3 is on subnet B behind the router.
+    pub nodes: Vec<SimNode>,
+    /// The router between the subnets.
+    pub router: Netns,
+    /// A host outside the cluster.
+    pub outside: Netns,
+    /// Bridges of subnets A and B (their namespaces).
+    pub bridges: Vec<Netns>,
+    /// The NodeList file the agents read.
+    pub nodes_file: PathBuf,
+    /// Agents' mode flag.
+    pub mode: String,
+    /// The outside host's address.
+    pub outside_ip: String,
+    /// Pods made so far, for cleanup.
+    pods: Vec<(usize, String, Netns, Value)>,
+    dir: TempDir,
+    net: u8,
+}
+
+impl Cluster {
+    /// Builds the namespaces (no agents yet). `net` keeps parallel tests' addresses apart in
+    /// messages (each cluster is isolated anyway): subnets 192.168.<net>.0/24 (A),
+    /// 192.168.<net+100>.0/24 (B), pods 10.<net>.i.0/24.
+    pub fn new(tag: &str, net: u8, mode: &str) -> Cluster {
+        let dir = tempfile::Builder::new()
+            .prefix("jalur-cluster")
+            .tempdir()
+            .unwrap();
+        let router = Netns::new(&format!("{tag}-rt"));
+        let outside = Netns::new(&format!("{tag}-out"));
+        let (a, b) = (net, net + 100);
+        let bridges = vec![
+            Netns::new(&format!("{tag}-brA")),
+            Netns::new(&format!("{tag}-brB")),
+        ];
+        for (i, br) in bridges.iter().enumerate() {
+            let subnet = if i == 0 { a } else { b };
+            sh(&format!(
+                "ip -n {br} link add br0 type bridge && ip -n {br} link set br0 up && \
+                 ip -n {br} link add rt type veth peer name leg{i} netns {rt} && \
+                 ip -n {br} link set rt master br0 up && \
+                 ip -n {rt} addr add 192.168.{subnet}.1/24 dev leg{i} && \
+                 ip -n {rt} link set leg{i} up",
+                br = br.name,
+                rt = router.name
+            ));
+        }
+        sh(&format!(
+            "ip -n {rt} addr add fd00:{a}::1/64 dev leg0 nodad && \
+             ip -n {rt} link add ext type veth peer name eth0 netns {out} && \
+             ip -n {rt} addr add 172.31.{a}.1/24 dev ext && ip -n {rt} link set ext up && \
+             ip -n {out} addr add 172.31.{a}.2/24 dev eth0 && ip -n {out} link set eth0 up && \
+             ip -n {out} route add default via 172.31.{a}.1 && \
+             ip netns exec {rt} sysctl -qw net.ipv4.ip_forward=1",
+            rt = router.name,
+            out = outside.name
+        ));
+        let mut nodes = Vec::new();
+        for i in 1..=3u8 {
+            let (subnet, host, br) = if i < 3 {
+                (a, i + 1, &bridges[0])
+            } else {
+                (b, 4, &bridges[1])
+            };
+            let ns = Netns::new(&format!("{tag}-n{i}"));
+            let ip = format!("192.168.{subnet}.{host}");
+            let ip6 = (i < 3).then(|| format!("fd00:{a}::{host}"));
+            sh(&format!(
+                "ip -n {n} link add eth0 type veth peer name n{i} netns {br} && \
+                 ip -n {br} link set n{i} master br0 up && \
+                 ip -n {n} addr add {ip}/24 dev eth0 && ip -n {n} link set eth0 up && \
+                 ip -n {n} route add default via 192.168.{subnet}.1",
+                n = ns.name,
+                br = br.name
+            ));
+            if let Some(ip6) = &ip6 {
+                sh(&format!(
+                    "ip -n {} addr add {ip6}/64 dev eth0 nodad",
+                    ns.name
+                ));
+            }
+            let name = format!("node{i}");
+            let node_dir = dir.path().join(&name);
+            nodes.push(SimNode {
+                name,
+                ns,
+                ip,
+                ip6,
+                pod_cidrs: vec![format!("10.{net}.{i}.0/24"), format!("fd00:{net}:{i}::/64")],
+                conf_dir: node_dir.join("net.d"),
+                state_dir: node_dir.join("state"),
+                agent: None,
+            });
+        }
+        let nodes_file = dir.path().join("nodes.json");
+        let mut cluster = Cluster {
+            nodes,
+            router,
+            outside,
+            bridges,
+            nodes_file,
+            mode: mode.into(),
+            outside_ip: format!("172.31.{a}.2"),
+            pods: Vec::new(),
+            dir,
+            net,
+        };
+        cluster.write_nodes_file(&[0, 1, 2]);
+        cluster
+    }
+
+    /// A v1 Node object for node `i`.
+    pub fn node_object(&self, i: usize) -> Value {
+        let n = &self.nodes[i];
+        let mut addresses = vec![json!({"type": "InternalIP", "address": n.ip})];
+        if let Some(ip6) = &n.ip6 {
+            addresses.push(json!({"type": "InternalIP", "address": ip6}));
+        }
+        addresses.push(json!({"type": "Hostname", "address": n.name}));
+        json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": n.name},
+            "spec": {"podCIDR": n.pod_cidrs[0], "podCIDRs": n.pod_cidrs},
+            "status": {"addresses": addresses}
+        })
+    }
+
+    /// Writes the NodeList with the given nodes (atomically, as an operator's tool would).
+    pub fn write_nodes_file(&mut self, which: &[usize]) {
+        let items: Vec<Value> = which.iter().map(|i| self.node_object(*i)).collect();
+        let list = json!({"apiVersion": "v1", "kind": "NodeList", "items": items});
+        let tmp = self.dir.path().join(".nodes.tmp");
+        std::fs::write(&tmp, list.to_string()).unwrap();
+        std::fs::rename(&tmp, &self.nodes_file).unwrap();
+    }
+
+    /// Starts node `i`'s agent in file mode with `extra` flags.
+    pub fn start_agent(&mut self, i: usize, extra: &[&str]) {
+        let n = &mut self.nodes[i];
+        let agent = bin_dir().join("jalur-agent");
+        let log =
+            std::fs::File::create(self.dir.path().join(format!("{}-agent.log", n.name))).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &n.ns.name])
+            .arg(agent)
+            .args(["--node-name", &n.name, "--nodes-file"])
+            .arg(&self.nodes_file)
+            .arg("--cni-conf-dir")
+            .arg(&n.conf_dir)
+            .arg("--state-dir")
+            .arg(&n.state_dir)
+            .args(["--cni-bin-dir", "/usr/lib/cni", "--mode", &self.mode])
+            .args(["--metrics-addr", "127.0.0.1:9644", "--resync-seconds", "1"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start jalur-agent");
+        n.agent = Some(child);
+    }
+
+    /// Starts every node's agent and waits until each has written its conflist.
+    pub fn start_agents(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.start_agent(i, &[]);
+        }
+        for i in 0..self.nodes.len() {
+            self.wait_ready(i);
+        }
+    }
+
+    /// Waits (bounded) until node `i`'s agent has written its conflist and readiness mark.
+    pub fn wait_ready(&self, i: usize) {
+        let n = &self.nodes[i];
+        let ok = wait_until(Duration::from_secs(20), || {
+            n.conf_dir.join("10-jalur.conflist").exists() && n.state_dir.join("ready").exists()
+        });
+        assert!(
+            ok,
+            "agent of {} never became ready:\n{}",
+            n.name,
+            self.agent_log(i)
+        );
+    }
+
+    /// Node `i`'s agent log.
+    pub fn agent_log(&self, i: usize) -> String {
+        std::fs::read_to_string(
+            self.dir
+                .path()
+                .join(format!("{}-agent.log", self.nodes[i].name)),
+        )
+        .unwrap_or_default()
+    }
+
+    /// Stops node `i`'s agent with SIGTERM and waits for it.
+    pub fn stop_agent(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].agent.take() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if child.try_wait().ok().flatten().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("agent of {} ignored SIGTERM for 10 s", self.nodes[i].name);
+        }
+    }
+
+    /// The conflist node `i`'s agent wrote.
+    pub fn conflist(&self, i: usize) -> ConfList {
+        let text =
+            std::fs::read_to_string(self.nodes[i].conf_dir.join("10-jalur.conflist")).unwrap();
+        ConfList {
+            list: serde_json::from_str(&text).unwrap(),
+            runtime_config: json!({"portMappings": []}),
+        }
+    }
+
+    /// Makes a pod on node `i` with the conflist its agent wrote; returns (netns name, IPv4,
+    /// IPv6).
+    pub fn add_pod(&mut self, i: usize, name: &str) -> (String, String, Option<String>) {
+        let pod = Netns::new(&format!("{name}"));
+        let cid = format!("{}-{}", self.net, pod.name);
+        let result = self
+            .conflist(i)
+            .add(&self.nodes[i].ns.name, &cid, &pod.path(), "eth0");
+        let ips: Vec<String> = result["ips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|ip| {
+                ip["address"]
+                    .as_str()
+                    .unwrap()
+                    .split('/')
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        let v4 = ips
+            .iter()
+            .find(|ip| !ip.contains(':'))
+            .cloned()
+            .expect("an IPv4 address");
+        let v6 = ips.iter().find(|ip| ip.contains(':')).cloned();
+        let ns_name = pod.name.clone();
+        self.pods.push((i, cid, pod, result));
+        (ns_name, v4, v6)
+    }
+
+    /// The pod namespace called `name` (as returned by [`add_pod`](Self::add_pod)).
+    pub fn pod(&self, name: &str) -> &Netns {
+        &self.pods.iter().find(|p| p.2.name == name).expect("pod").2
+    }
+
+    /// Routes with proto 74 in node `i`, as `ip route` prints them (both families).
+    pub fn agent_routes(&self, i: usize) -> String {
+        let n = &self.nodes[i].ns.name;
+        sh(&format!(
+            "ip -n {n} route show proto 74; ip -n {n} -6 route show proto 74"
+        ))
+    }
+}
+
+/// Polls `f` every 50 ms until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            if let Some(mut child) = self.nodes[i].agent.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        // Pods' namespaces, then nodes (their Netns drop removes them); the plugin's DEL is
+        // not needed: deleting a node namespace removes every host end in it.
+        self.pods.clear();
+    }
+}
