@@ -157,10 +157,11 @@ fn apply_replaces_the_table_and_delete_removes_it() {
         for line in [
             "chain postrouting {",
             "type nat hook postrouting priority srcnat; policy accept;",
-            "ip saddr 10.244.0.0/16 ip daddr 10.244.0.0/16 return",
-            "ip saddr 10.244.0.0/16 ip daddr 10.96.0.0/12 return",
+            "ip daddr 10.244.0.0/16 return",
+            "ip daddr 10.96.0.0/12 return",
             "ip saddr 10.244.0.0/16 masquerade",
-            "ip6 saddr fd00:10:244::/56 ip6 daddr fc00::/7 return",
+            "ip6 daddr fd00:10:244::/56 return",
+            "ip6 daddr fc00::/7 return",
             "ip6 saddr fd00:10:244::/56 masquerade",
             "chain antispoof {",
             "hook prerouting priority",
@@ -287,6 +288,32 @@ fn a_refused_transaction_names_its_command_and_changes_nothing() {
         assert!(err.op.starts_with("nft add table inet ttt"), "{err}");
         assert_eq!(list_jalur(), before);
         assert_eq!(sh("nft list tables"), "table inet jalur\n");
+    });
+}
+
+#[test]
+fn a_large_table_is_acknowledged_in_full() {
+    in_private_netns(|| {
+        // 4000 rules: more acks than a default-sized socket buffer holds.
+        let exempt: Vec<IpNet> = (0..4000u32)
+            .map(|i| net(&format!("10.{}.{}.0/24", 100 + i / 256, i % 256)))
+            .collect();
+        let spec = FirewallSpec {
+            table: JALUR_TABLE.into(),
+            masquerade: Some(Masquerade {
+                sources: vec![net("10.244.0.0/16")],
+                no_masquerade: exempt,
+            }),
+            anti_spoof_ifprefix: None,
+        };
+        nft::apply(&spec).unwrap();
+        nft::apply(&spec).unwrap();
+        let listed = list_jalur();
+        assert_eq!(listed.matches(" return").count(), 4000);
+        assert!(
+            listed.contains("ip daddr 10.115.159.0/24 return"),
+            "{listed}"
+        );
     });
 }
 

@@ -1366,6 +1366,39 @@ mod tests {
     }
 
     #[test]
+    fn json_patch_ops() {
+        let mut v = json!({"metadata": {"labels": {"a/b": "1"}}, "l": [1, 2]});
+        let p = json!([
+            {"op": "test", "path": "/metadata/labels/a~1b", "value": "1"},
+            {"op": "add", "path": "/metadata/labels/c", "value": "2"},
+            {"op": "remove", "path": "/metadata/labels/a~1b"},
+            {"op": "replace", "path": "/l/0", "value": 9},
+            {"op": "add", "path": "/l/-", "value": 3},
+        ]);
+        json_patch(&mut v, &p).unwrap();
+        assert_eq!(
+            v,
+            json!({"metadata": {"labels": {"c": "2"}}, "l": [9, 2, 3]})
+        );
+        let bad = json!([{"op": "test", "path": "/l/0", "value": 1}]);
+        assert!(json_patch(&mut v, &bad).is_err());
+    }
+
+    #[test]
+    fn kubeconfig_text() {
+        let s = FakeApiServer::start("127.0.0.1:0".parse().unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kc");
+        s.kubeconfig(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains(&format!("    server: {}\n", s.url())),
+            "{text}"
+        );
+        assert!(text.contains("current-context: jalur-fake\n"), "{text}");
+    }
+
+    #[test]
     fn selectors() {
         let n = node_json("n1", "10.0.0.1", &["10.244.1.0/24"]);
         let sel = |f: &str, l: &str| Selector {

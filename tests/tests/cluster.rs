@@ -32,3 +32,82 @@ fn pods_reach_pods_on_the_same_node_across_nodes_and_across_the_router() {
     let tunnel3 = "10.61.3.0".to_owned();
     assert_eq!(hops(pod, &ip_c), [node1.as_str(), &tunnel3, &ip_c]);
 }
+
+/// Connects from `client` to `ip:port` (IPv6: `port + 1`) and returns the address the server
+/// saw the connection come from.
+fn tcp_ask(client: &jalur_tests::Netns, ip: &str, port: u16) -> std::net::IpAddr {
+    let (target, port) = if ip.contains(':') { (format!("[{ip}]"), port + 1) } else { (ip.to_owned(), port) };
+    for _ in 0..50 {
+        let (ok, out) = client.try_exec(&format!(
+            "timeout 3 socat -T2 - TCP:{target}:{port},connect-timeout=2 </dev/null"
+        ));
+        if ok && !out.trim().is_empty() {
+            let text = out.trim().trim_start_matches('[').trim_end_matches(']');
+            return text.parse().unwrap_or_else(|_| panic!("server said {text:?}"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("no answer from {ip}:{port}");
+}
+
+/// Starts TCP servers in `ns` (IPv4 on `port`, IPv6 on `port + 1`) that answer each
+/// connection with the peer's address.
+fn serve_peer_address(ns: &jalur_tests::Netns, port: u16) {
+    jalur_tests::sh(&format!(
+        "ip netns exec {n} timeout 60 socat TCP4-LISTEN:{port},reuseaddr,fork SYSTEM:'echo $SOCAT_PEERADDR' >/dev/null 2>&1 & \
+         ip netns exec {n} timeout 60 socat TCP6-LISTEN:{p6},ipv6only=1,reuseaddr,fork SYSTEM:'echo $SOCAT_PEERADDR' >/dev/null 2>&1 &",
+        n = ns.name,
+        p6 = port + 1
+    ));
+}
+
+fn addr(s: &str) -> std::net::IpAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn tcp_servers_see_the_client_pods_own_address_and_egress_is_masqueraded() {
+    require_root();
+    let mut c = Cluster::new("nat", 62, "auto");
+    c.start_agents();
+    let (a, ip_a, ip6_a) = c.add_pod(0, "a");
+    let (b, ip_b, _) = c.add_pod(0, "b");
+    let (d, ip_d, ip6_d) = c.add_pod(1, "d");
+    let (e, ip_e, _) = c.add_pod(2, "e");
+    for server in [&b, &d, &e] {
+        serve_peer_address(c.pod(server), 8080);
+    }
+    let client = c.pod(&a);
+    for ip in [&ip_b, &ip_d, &ip_e] {
+        let seen = tcp_ask(client, ip, 8080);
+        assert_eq!(seen, addr(&ip_a), "{ip} saw {seen}, not the client pod");
+    }
+    let seen6 = tcp_ask(client, ip6_d.as_ref().unwrap(), 8080);
+    assert_eq!(seen6, addr(ip6_a.as_ref().unwrap()), "IPv6: the server saw {seen6}");
+    // Leaving the cluster: the outside host sees the node's address.
+    serve_peer_address(&c.outside, 8080);
+    let outside_ip = c.outside_ip.clone();
+    let seen = tcp_ask(client, &outside_ip, 8080);
+    assert_eq!(seen, addr(&c.nodes[0].ip), "the outside host saw {seen}, not node1's address");
+    let _ = (ip_d, ip_e);
+}
+
+#[test]
+fn the_largest_df_packet_passes_and_one_byte_more_does_not_on_direct_and_overlay_paths() {
+    require_root();
+    let mut c = Cluster::new("mtu", 63, "auto");
+    c.start_agents();
+    let list = c.conflist(0).list;
+    let mtu = list["plugins"][0]["mtu"].as_u64().unwrap();
+    assert_eq!(mtu, 1450, "underlay 1500 less the VXLAN overhead");
+    let (a, _, _) = c.add_pod(0, "a");
+    let (_, ip_b, _) = c.add_pod(1, "b");
+    let (_, ip_c, _) = c.add_pod(2, "c");
+    let largest = mtu - 28; // IPv4 + ICMP headers
+    let pod = c.pod(&a);
+    for dst in [&ip_b, &ip_c] {
+        pod.exec(&format!("ping -M do -s {largest} -c 2 -W 2 {dst}"));
+        let (ok, out) = pod.try_exec(&format!("ping -M do -s {} -c 1 -W 2 {dst}", largest + 1));
+        assert!(!ok, "a {}-byte DF ping to {dst} passed: {out}", largest + 1);
+    }
+}

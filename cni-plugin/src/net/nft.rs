@@ -9,6 +9,7 @@
 //! thread.
 
 mod expr;
+mod rules;
 mod wire;
 
 use std::fmt::Write as _;
@@ -16,7 +17,8 @@ use std::io;
 
 use ipnet::IpNet;
 
-use self::expr::{Expr, MetaKey, NFT_RETURN, NF_ACCEPT, NF_DROP};
+use self::expr::NF_ACCEPT;
+use self::rules::{anti_spoof_rule, masquerade_rules, Rule};
 use self::wire::{
     Attrs, NfSocket, Request, NFT_MSG_DELTABLE, NFT_MSG_GETTABLE, NFT_MSG_NEWCHAIN,
     NFT_MSG_NEWRULE, NFT_MSG_NEWTABLE, NLM_F_APPEND, NLM_F_CREATE,
@@ -96,18 +98,8 @@ impl Chain {
     }
 }
 
-/// One rule: its expressions and its `nft` spelling.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Rule {
-    exprs: Vec<Expr>,
-    text: String,
-}
-
 /// `NFPROTO_INET`: the family of the table.
 const NFPROTO_INET: u8 = 1;
-/// `NFPROTO_IPV4` and `NFPROTO_IPV6`.
-const NFPROTO_IPV4: u8 = 2;
-const NFPROTO_IPV6: u8 = 10;
 /// `IFNAMSIZ - 1`: the longest interface name.
 const MAX_IFNAME: usize = 15;
 
@@ -271,109 +263,6 @@ fn add_rule(table: &str, chain: &str, rule: &Rule) -> Request {
     }
 }
 
-/// Per family, IPv4 then IPv6: for every source, one `return` per no-masquerade
-/// destination, then one `masquerade` per source. All returns of a family precede its
-/// masquerades, so overlapping sources cannot masquerade an exempt destination.
-fn masquerade_rules(m: &Masquerade) -> Vec<Rule> {
-    let mut rules = Vec::new();
-    for v4 in [true, false] {
-        let of_family = |nets: &[IpNet]| -> Vec<IpNet> {
-            nets.iter()
-                .filter(|n| matches!(n, IpNet::V4(_)) == v4)
-                .map(IpNet::trunc)
-                .collect()
-        };
-        let sources = of_family(&m.sources);
-        let exempt = of_family(&m.no_masquerade);
-        for src in &sources {
-            for dst in &exempt {
-                let mut exprs = nfproto(v4);
-                exprs.extend(prefix_match(src, Direction::Source));
-                exprs.extend(prefix_match(dst, Direction::Destination));
-                exprs.push(Expr::Verdict(NFT_RETURN));
-                let ip = if v4 { "ip" } else { "ip6" };
-                let text = format!("{ip} saddr {src} {ip} daddr {dst} return");
-                rules.push(Rule { exprs, text });
-            }
-        }
-        for src in &sources {
-            let mut exprs = nfproto(v4);
-            exprs.extend(prefix_match(src, Direction::Source));
-            exprs.push(Expr::Masq);
-            let ip = if v4 { "ip" } else { "ip6" };
-            rules.push(Rule {
-                exprs,
-                text: format!("{ip} saddr {src} masquerade"),
-            });
-        }
-    }
-    rules
-}
-
-/// `iifname "PREFIX*" fib saddr . iif oif missing drop`.
-fn anti_spoof_rule(prefix: &str) -> Rule {
-    Rule {
-        exprs: vec![
-            Expr::Meta(MetaKey::IifName),
-            Expr::CmpEq(prefix.as_bytes().to_vec()),
-            Expr::FibSaddrIifPresent,
-            Expr::CmpEq(vec![0; 4]),
-            Expr::Verdict(NF_DROP),
-        ],
-        text: format!("iifname \"{prefix}*\" fib saddr . iif oif missing drop"),
-    }
-}
-
-/// `meta nfproto ipv4|ipv6`: what `ip saddr …` in an `inet` table implies.
-fn nfproto(v4: bool) -> Vec<Expr> {
-    let proto = if v4 { NFPROTO_IPV4 } else { NFPROTO_IPV6 };
-    vec![Expr::Meta(MetaKey::NfProto), Expr::CmpEq(vec![proto])]
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Direction {
-    Source,
-    Destination,
-}
-
-/// `ip saddr|daddr NET` (or `ip6 …`) as `nft` compiles it: a byte-aligned prefix loads and
-/// compares only its bytes; any other loads the whole address and masks it first. `/0`
-/// matches everything and needs no expression.
-fn prefix_match(net: &IpNet, direction: Direction) -> Vec<Expr> {
-    let (offset, addr): (u32, Vec<u8>) = match (net, direction) {
-        (IpNet::V4(n), Direction::Source) => (12, n.network().octets().to_vec()),
-        (IpNet::V4(n), Direction::Destination) => (16, n.network().octets().to_vec()),
-        (IpNet::V6(n), Direction::Source) => (8, n.network().octets().to_vec()),
-        (IpNet::V6(n), Direction::Destination) => (24, n.network().octets().to_vec()),
-    };
-    let bits = usize::from(net.prefix_len());
-    if bits == 0 {
-        return Vec::new();
-    }
-    if bits % 8 == 0 {
-        let len = bits / 8;
-        return vec![
-            Expr::Payload {
-                offset,
-                len: len as u32,
-            },
-            Expr::CmpEq(addr[..len].to_vec()),
-        ];
-    }
-    let mask = match net {
-        IpNet::V4(n) => n.netmask().octets().to_vec(),
-        IpNet::V6(n) => n.netmask().octets().to_vec(),
-    };
-    vec![
-        Expr::Payload {
-            offset,
-            len: addr.len() as u32,
-        },
-        Expr::Mask(mask),
-        Expr::CmpEq(addr),
-    ]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,100 +287,6 @@ mod tests {
     }
 
     #[test]
-    fn byte_aligned_prefix_loads_only_its_bytes() {
-        assert_eq!(
-            prefix_match(&net("10.244.0.0/16"), Direction::Source),
-            [
-                Expr::Payload { offset: 12, len: 2 },
-                Expr::CmpEq(vec![10, 244])
-            ]
-        );
-        assert_eq!(
-            prefix_match(&net("192.0.2.7/32"), Direction::Destination),
-            [
-                Expr::Payload { offset: 16, len: 4 },
-                Expr::CmpEq(vec![192, 0, 2, 7])
-            ]
-        );
-        assert!(prefix_match(&net("0.0.0.0/0"), Direction::Source).is_empty());
-    }
-
-    #[test]
-    fn unaligned_prefix_is_masked_and_host_bits_ignored() {
-        assert_eq!(
-            prefix_match(&net("10.97.1.2/12"), Direction::Destination),
-            [
-                Expr::Payload { offset: 16, len: 4 },
-                Expr::Mask(vec![255, 240, 0, 0]),
-                Expr::CmpEq(vec![10, 96, 0, 0])
-            ]
-        );
-        let v6 = prefix_match(&net("fd00::/7"), Direction::Destination);
-        assert_eq!(
-            v6[0],
-            Expr::Payload {
-                offset: 24,
-                len: 16
-            }
-        );
-        let mut mask = vec![0; 16];
-        mask[0] = 0xfe;
-        assert_eq!(v6[1], Expr::Mask(mask));
-    }
-
-    #[test]
-    fn masquerade_rules_exempt_before_masquerading_per_family() {
-        let texts: Vec<String> = masquerade_rules(spec().masquerade.as_ref().unwrap())
-            .into_iter()
-            .map(|r| r.text)
-            .collect();
-        assert_eq!(
-            texts,
-            [
-                "ip saddr 10.244.0.0/16 ip daddr 10.244.0.0/16 return",
-                "ip saddr 10.244.0.0/16 ip daddr 10.96.0.0/12 return",
-                "ip saddr 10.244.0.0/16 masquerade",
-                "ip6 saddr fd00:10:244::/56 ip6 daddr fd00:10:244::/56 return",
-                "ip6 saddr fd00:10:244::/56 masquerade",
-            ]
-        );
-    }
-
-    #[test]
-    fn ipv6_return_rule_expressions() {
-        let m = Masquerade {
-            sources: vec![net("fd00:10:244::/56")],
-            no_masquerade: vec![net("fd00::/8")],
-        };
-        assert_eq!(
-            masquerade_rules(&m)[0].exprs,
-            [
-                Expr::Meta(MetaKey::NfProto),
-                Expr::CmpEq(vec![10]),
-                Expr::Payload { offset: 8, len: 7 },
-                Expr::CmpEq(vec![0xfd, 0, 0, 0x10, 0x02, 0x44, 0]),
-                Expr::Payload { offset: 24, len: 1 },
-                Expr::CmpEq(vec![0xfd]),
-                Expr::Verdict(NFT_RETURN),
-            ]
-        );
-    }
-
-    #[test]
-    fn anti_spoof_compares_the_prefix_without_nul() {
-        assert_eq!(
-            anti_spoof_rule("jl").exprs,
-            [
-                Expr::Meta(MetaKey::IifName),
-                Expr::CmpEq(b"jl".to_vec()),
-                Expr::FibSaddrIifPresent,
-                Expr::CmpEq(vec![0; 4]),
-                Expr::Verdict(NF_DROP),
-            ]
-        );
-    }
-
-    #[test]
     fn transaction_replaces_the_table() {
         let ops: Vec<String> = spec()
             .requests()
@@ -509,13 +304,23 @@ mod tests {
         );
         assert_eq!(
             ops[3],
-            "nft add chain inet jalur postrouting { type nat hook postrouting priority 100; policy accept; }"
+            "nft add chain inet jalur postrouting \
+             { type nat hook postrouting priority 100; policy accept; }"
         );
         assert_eq!(
-            ops.last().unwrap(),
+            ops[4],
+            "nft add rule inet jalur postrouting ip daddr 10.244.0.0/16 return"
+        );
+        assert_eq!(
+            ops[9],
+            "nft add chain inet jalur antispoof \
+             { type filter hook prerouting priority -150; policy accept; }"
+        );
+        assert_eq!(
+            ops[10],
             "nft add rule inet jalur antispoof iifname \"jl*\" fib saddr . iif oif missing drop"
         );
-        assert_eq!(ops.len(), 3 + 1 + 5 + 1 + 1);
+        assert_eq!(ops.len(), 11);
     }
 
     #[test]
@@ -542,7 +347,20 @@ mod tests {
     #[test]
     fn nft_text_lists_chains_and_rules() {
         let text = spec().nft_text();
-        assert!(text.starts_with("table inet jalur {\n\tchain postrouting {\n\t\ttype nat hook postrouting priority 100; policy accept;\n"), "{text}");
-        assert!(text.contains("\tchain antispoof {\n\t\ttype filter hook prerouting priority -150; policy accept;\n\t\tiifname \"jl*\" fib saddr . iif oif missing drop\n\t}\n}\n"), "{text}");
+        assert!(
+            text.starts_with(
+                "table inet jalur {\n\tchain postrouting {\n\t\t\
+                 type nat hook postrouting priority 100; policy accept;\n\t\t\
+                 ip daddr 10.244.0.0/16 return\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "\tchain antispoof {\n\t\ttype filter hook prerouting priority -150; \
+                 policy accept;\n\t\tiifname \"jl*\" fib saddr . iif oif missing drop\n\t}\n}\n"
+            ),
+            "{text}"
+        );
     }
 }

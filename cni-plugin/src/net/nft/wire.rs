@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::os::fd::AsRawFd;
 
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
 
@@ -196,8 +197,6 @@ impl NfSocket {
         socket.connect(&SocketAddr::new(0, 0)).map_err(ctx)?;
         // Error answers carry only the failed message's header, not the whole rule.
         let _ = socket.set_cap_ack(true);
-        // Room for the acks of a large batch (they are all queued before `send` returns).
-        let _ = socket.set_rx_buf_sz(1 << 20);
         Ok(NfSocket {
             socket,
             seq: 0,
@@ -216,6 +215,7 @@ impl NfSocket {
         let first = self.seq.wrapping_add(1);
         self.seq = first.wrapping_add(requests.len() as u32 + 1);
         let packet = encode_batch(requests, first);
+        self.size_buffers(packet.len(), requests.len());
         let answers = self
             .exchange(&packet)
             .map_err(|e| NetError::new(batch_op, e))?;
@@ -262,6 +262,44 @@ impl NfSocket {
                 request.op.clone(),
                 io::Error::other("no acknowledgement"),
             )),
+        }
+    }
+
+    /// Sizes the socket's buffers for one batch: the send buffer must hold the whole batch
+    /// (one datagram), and the receive buffer every ack of it at once, since all are queued
+    /// before `send` returns (else the kernel drops some: `ENOBUFS`). An ack costs well under
+    /// 1 KiB of buffer. The `…FORCE` options (root) pass the `wmem_max`/`rmem_max` caps; the
+    /// plain ones are the best effort otherwise. The kernel doubles the value given.
+    fn size_buffers(&self, batch_len: usize, acks: usize) {
+        let sizes = [
+            (
+                libc::SO_SNDBUFFORCE,
+                libc::SO_SNDBUF,
+                batch_len / 2 + 64 * 1024,
+            ),
+            (
+                libc::SO_RCVBUFFORCE,
+                libc::SO_RCVBUF,
+                acks * 1024 + 64 * 1024,
+            ),
+        ];
+        for (forced, plain, bytes) in sizes {
+            let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+            let set = |option| {
+                // SAFETY: a valid socket fd and a pointer to a c_int that outlives the call.
+                unsafe {
+                    libc::setsockopt(
+                        self.socket.as_raw_fd(),
+                        libc::SOL_SOCKET,
+                        option,
+                        (&bytes as *const libc::c_int).cast(),
+                        std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                    ) == 0
+                }
+            };
+            if !set(forced) {
+                set(plain);
+            }
         }
     }
 
