@@ -26,7 +26,18 @@ pub struct Cli {
 pub enum Command {
     /// Remove everything the agent made on this node: its routes, the overlay device, the
     /// nftables table, the CNI config and the readiness mark. Pods' own interfaces stay.
-    Uninstall,
+    Uninstall(UninstallArgs),
+}
+
+/// Where `uninstall` looks for the agent's files.
+#[derive(Debug, Clone, Args)]
+pub struct UninstallArgs {
+    /// The CNI config dir the agent wrote to.
+    #[arg(long, default_value = "/etc/cni/net.d")]
+    pub cni_conf_dir: PathBuf,
+    /// The agent's state dir.
+    #[arg(long, default_value = "/var/lib/jalur")]
+    pub state_dir: PathBuf,
 }
 
 /// The agent's settings.

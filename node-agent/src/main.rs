@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use clap::Parser;
 use tokio::sync::watch;
 
-use cli::{Cli, Command, RunArgs};
+use cli::{Cli, Command, RunArgs, UninstallArgs};
 use cniconf::CniConf;
 
 fn cni_conf(args: &RunArgs) -> CniConf {
@@ -48,12 +48,17 @@ fn init_logging(json: bool) {
     }
 }
 
-fn uninstall(args: &RunArgs) -> Result<(), String> {
+fn uninstall(args: &UninstallArgs) -> Result<(), String> {
     let mut nl = cni_plugin::net::Netlink::open().map_err(|e| e.to_string())?;
     let removed = sync::remove_all(&mut nl).map_err(|e| e.to_string())?;
     let table = cni_plugin::net::nft::delete(firewall::TABLE).map_err(|e| e.to_string())?;
-    cni_conf(args)
-        .remove()
+    let conf = CniConf {
+        conf_dir: args.cni_conf_dir.clone(),
+        state_dir: args.state_dir.clone(),
+        portmap: false,
+        cni_version: String::new(),
+    };
+    conf.remove()
         .map_err(|e| format!("removing the CNI config: {e}"))?;
     tracing::info!(
         routes_and_devices = removed,
@@ -104,7 +109,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.run.log_json);
     let result = match cli.command {
-        Some(Command::Uninstall) => uninstall(&cli.run),
+        Some(Command::Uninstall(args)) => uninstall(&args),
         None => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -120,6 +120,7 @@ fn sync_overlay(nl: &mut Netlink, index: u32, overlay: &OverlayPlan) -> Result<u
     let have = nl.addresses(index)?;
     for net in &overlay.tunnel_addrs {
         if !have.contains(&(net.addr(), net.prefix_len())) {
+            tracing::debug!(address = %net, "adding tunnel address");
             nl.add_address(index, net.addr(), net.prefix_len())?;
             changes += 1;
         }
@@ -127,12 +128,14 @@ fn sync_overlay(nl: &mut Netlink, index: u32, overlay: &OverlayPlan) -> Result<u
     let fdb_have = nl.fdb_entries(index)?;
     for vtep in &overlay.peers {
         if !fdb_have.contains(&vtep.fdb) {
+            tracing::debug!(dst = %vtep.fdb.dst, "adding forwarding entry");
             nl.add_fdb(index, &vtep.fdb)?;
             changes += 1;
         }
     }
     for entry in fdb_have {
         if !overlay.peers.iter().any(|v| v.fdb == entry) {
+            tracing::debug!(dst = %entry.dst, "removing forwarding entry");
             nl.delete_fdb(index, &entry)?;
             changes += 1;
         }
@@ -151,12 +154,14 @@ fn sync_overlay(nl: &mut Netlink, index: u32, overlay: &OverlayPlan) -> Result<u
     let neigh_have = nl.permanent_neighbours(index)?;
     for n in &want {
         if !neigh_have.contains(n) {
+            tracing::debug!(ip = %n.ip, "setting tunnel neighbour");
             nl.set_permanent_neighbour(n)?;
             changes += 1;
         }
     }
     for n in neigh_have {
         if !want.iter().any(|w| w.ip == n.ip) {
+            tracing::debug!(ip = %n.ip, "removing tunnel neighbour");
             nl.delete_neighbour(&n)?;
             changes += 1;
         }

@@ -717,7 +717,7 @@ fn serve_watch(
     let rv = req.param("resourceVersion").unwrap_or("");
 
     // Set the watch up under the lock, so that no change slips between history and queue.
-    let expired = {
+    let refused = {
         let mut st = inner.lock();
         let start = if rv.is_empty() || rv == "0" {
             // "Any"/"most recent": synthetic ADDED events for the current state first.
@@ -755,7 +755,7 @@ fn serve_watch(
             Err(code) => Some(code),
         }
     };
-    if expired == Some(400) {
+    if refused == Some(400) {
         let msg = format!("resourceVersion: Invalid value: {rv:?}");
         respond(out, 400, &status(400, "BadRequest", &msg, None), false)?;
         return Ok(true);
@@ -765,7 +765,7 @@ fn serve_watch(
           Cache-Control: no-cache, private\r\n\r\n",
     )?;
     out.flush()?;
-    if expired.is_some() {
+    if refused.is_some() {
         // As the real server: a 200 stream whose only event is the 410 error.
         let msg = format!("too old resource version: {rv}");
         write_chunk(out, &("ERROR", status(410, "Expired", &msg, None)))?;

@@ -36,14 +36,20 @@ fn pods_reach_pods_on_the_same_node_across_nodes_and_across_the_router() {
 /// Connects from `client` to `ip:port` (IPv6: `port + 1`) and returns the address the server
 /// saw the connection come from.
 fn tcp_ask(client: &jalur_tests::Netns, ip: &str, port: u16) -> std::net::IpAddr {
-    let (target, port) = if ip.contains(':') { (format!("[{ip}]"), port + 1) } else { (ip.to_owned(), port) };
+    let (target, port) = if ip.contains(':') {
+        (format!("[{ip}]"), port + 1)
+    } else {
+        (ip.to_owned(), port)
+    };
     for _ in 0..50 {
         let (ok, out) = client.try_exec(&format!(
             "timeout 3 socat -T2 - TCP:{target}:{port},connect-timeout=2 </dev/null"
         ));
         if ok && !out.trim().is_empty() {
             let text = out.trim().trim_start_matches('[').trim_end_matches(']');
-            return text.parse().unwrap_or_else(|_| panic!("server said {text:?}"));
+            return text
+                .parse()
+                .unwrap_or_else(|_| panic!("server said {text:?}"));
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
@@ -83,12 +89,20 @@ fn tcp_servers_see_the_client_pods_own_address_and_egress_is_masqueraded() {
         assert_eq!(seen, addr(&ip_a), "{ip} saw {seen}, not the client pod");
     }
     let seen6 = tcp_ask(client, ip6_d.as_ref().unwrap(), 8080);
-    assert_eq!(seen6, addr(ip6_a.as_ref().unwrap()), "IPv6: the server saw {seen6}");
+    assert_eq!(
+        seen6,
+        addr(ip6_a.as_ref().unwrap()),
+        "IPv6: the server saw {seen6}"
+    );
     // Leaving the cluster: the outside host sees the node's address.
     serve_peer_address(&c.outside, 8080);
     let outside_ip = c.outside_ip.clone();
     let seen = tcp_ask(client, &outside_ip, 8080);
-    assert_eq!(seen, addr(&c.nodes[0].ip), "the outside host saw {seen}, not node1's address");
+    assert_eq!(
+        seen,
+        addr(&c.nodes[0].ip),
+        "the outside host saw {seen}, not node1's address"
+    );
     let _ = (ip_d, ip_e);
 }
 

@@ -58,9 +58,6 @@ fn ns_prefix() -> String {
 
 /// This run's files.
 fn work_dir() -> PathBuf {
-    if let Some(base) = std::env::var_os("JB_BASE") {
-        return PathBuf::from(base).join(format!("jalur-bench-{}", std::process::id()));
-    }
     PathBuf::from(format!("/var/tmp/jalur-bench-{}", std::process::id()))
 }
 

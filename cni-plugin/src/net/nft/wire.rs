@@ -219,6 +219,10 @@ impl NfSocket {
         let answers = self
             .exchange(&packet)
             .map_err(|e| NetError::new(batch_op, e))?;
+        // An error on BATCH_BEGIN is the batch's own: malformed, or refused at commit.
+        if let Some(&errno) = answers.get(&first).filter(|&&errno| errno != 0) {
+            return Err(NetError::new(batch_op, io::Error::from_raw_os_error(errno)));
+        }
         for (i, request) in requests.iter().enumerate() {
             let seq = first.wrapping_add(i as u32 + 1);
             match answers.get(&seq) {
@@ -237,12 +241,7 @@ impl NfSocket {
                 }
             }
         }
-        match answers.get(&first) {
-            Some(&errno) if errno != 0 => {
-                Err(NetError::new(batch_op, io::Error::from_raw_os_error(errno)))
-            }
-            _ => Ok(()),
-        }
+        Ok(())
     }
 
     /// Sends one request outside a batch (a `GET`). `Ok(())` when the kernel acknowledged it.
