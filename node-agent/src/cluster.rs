@@ -91,7 +91,7 @@ mod tests {
         assert_eq!(nodes[1].address(false).unwrap().to_string(), "192.168.49.3");
         let yaml = "items:\n- metadata: {name: c}\n  spec: {podCIDR: 10.244.3.0/24}\n";
         let nodes = parse_node_list(yaml).unwrap();
-        assert_eq!(nodes[0].addresses, vec![]);
+        assert!(nodes[0].addresses.is_empty());
         assert!(parse_node_list("items: [").is_err());
     }
 }

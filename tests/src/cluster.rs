@@ -272,7 +272,7 @@ impl Cluster {
     /// Makes a pod on node `i` with the conflist its agent wrote; returns (netns name, IPv4,
     /// IPv6).
     pub fn add_pod(&mut self, i: usize, name: &str) -> (String, String, Option<String>) {
-        let pod = Netns::new(&format!("{name}"));
+        let pod = Netns::new(name);
         let cid = format!("{}-{}", self.net, pod.name);
         let result = self
             .conflist(i)

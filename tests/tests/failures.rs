@@ -66,6 +66,9 @@ struct Bad {
     needle: &'static str,
 }
 
+/// Changes a good call into a bad one and returns the stdin to send.
+type Breaker<'a> = Box<dyn Fn(&mut CniCall) -> String + 'a>;
+
 #[test]
 fn bad_inputs_get_the_right_code_and_create_nothing() {
     require_root();
@@ -73,7 +76,7 @@ fn bad_inputs_get_the_right_code_and_create_nothing() {
     let pod = Netns::new("pod");
     let plain = tempfile::NamedTempFile::new().unwrap();
     let good = net.stdin("1.1.0", None);
-    let cases: Vec<(Bad, Box<dyn Fn(&mut CniCall) -> String>)> = vec![
+    let cases: Vec<(Bad, Breaker)> = vec![
         (
             Bad {
                 what: "CNI_COMMAND missing",

@@ -142,20 +142,32 @@ fn del_is_idempotent_and_needs_neither_netns_nor_prev_result() {
 }
 
 #[test]
-fn repeated_add_after_a_lost_answer_returns_the_same_address() {
+fn repeated_ipam_add_returns_the_same_address_and_del_then_add_works() {
     require_root();
     let net = Network::new("again", 14, json!([[{"subnet": "10.244.14.0/24"}]]));
+    // The IPAM plugin on its own: a repeated ADD for one (container, ifname) is the same
+    // address, another pair gets another.
+    let stdin = net.stdin("1.1.0", None);
+    let sandbox = Netns::new("ipam");
+    let ipam = |cid: &str| {
+        jalur_tests::CniCall::new("jalur-ipam", "ADD", cid, &sandbox.path(), "eth0")
+            .run(&net.node.ns.name, &stdin)
+            .ok()
+    };
+    let first = ipam("again");
+    assert_eq!(ipam("again")["ips"], first["ips"]);
+    assert_ne!(ipam("other")["ips"], first["ips"]);
+    for cid in ["again", "other"] {
+        jalur_tests::CniCall::new("jalur-ipam", "DEL", cid, "", "eth0")
+            .run(&net.node.ns.name, &stdin)
+            .ok();
+    }
+    // podman restart: DEL then ADD with the same container id.
     let pod = Netns::new("pod");
-    let first = net.add("again", &pod.path());
-    // The runtime lost the answer, DELs the interface by hand would be wrong; a podman
-    // restart does DEL then ADD with the same id, which must work too.
-    net.del("again", &pod.path(), Some(&first));
-    let second = net.add("again", &pod.path());
-    assert_eq!(
-        second["ips"][0]["address"].as_str().unwrap().len() > 0,
-        true
-    );
-    net.del("again", &pod.path(), Some(&second));
+    let r1 = net.add("again", &pod.path());
+    net.del("again", &pod.path(), Some(&r1));
+    let r2 = net.add("again", &pod.path());
+    net.del("again", &pod.path(), Some(&r2));
     net.assert_clean();
 }
 
