@@ -173,6 +173,11 @@ impl Cluster {
         })
     }
 
+    /// The cluster's temp dir (agent logs, nodes file, kubeconfigs).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// Writes the NodeList with the given nodes (atomically, as an operator's tool would).
     pub fn write_nodes_file(&mut self, which: &[usize]) {
         let items: Vec<Value> = which.iter().map(|i| self.node_object(*i)).collect();
@@ -184,6 +189,13 @@ impl Cluster {
 
     /// Starts node `i`'s agent in file mode with `extra` flags.
     pub fn start_agent(&mut self, i: usize, extra: &[&str]) {
+        let file = self.nodes_file.display().to_string();
+        self.start_agent_with(i, &["--nodes-file", &file], extra);
+    }
+
+    /// Starts node `i`'s agent with the given source flags (`--nodes-file F` or
+    /// `--kubeconfig K`) and `extra` flags.
+    pub fn start_agent_with(&mut self, i: usize, source: &[&str], extra: &[&str]) {
         let n = &mut self.nodes[i];
         let agent = bin_dir().join("jalur-agent");
         let log =
@@ -191,8 +203,8 @@ impl Cluster {
         let child = Command::new("ip")
             .args(["netns", "exec", &n.ns.name])
             .arg(agent)
-            .args(["--node-name", &n.name, "--nodes-file"])
-            .arg(&self.nodes_file)
+            .args(["--node-name", &n.name])
+            .args(source)
             .arg("--cni-conf-dir")
             .arg(&n.conf_dir)
             .arg("--state-dir")

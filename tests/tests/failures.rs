@@ -284,3 +284,33 @@ fn version_answers_the_supported_versions() {
         assert_eq!(supported, ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]);
     }
 }
+
+#[test]
+fn before_the_node_is_ready_add_says_try_again_and_status_says_unavailable() {
+    require_root();
+    let mut net = Network::new("ready", 25, json!([[{"subnet": "10.244.25.0/24"}]]));
+    let mark = net.data_dir.path().join("ready");
+    net.config["readinessFile"] = json!(mark);
+    let pod = Netns::new("pod");
+    let msg = net
+        .call(
+            "ADD",
+            "ready",
+            &pod.path(),
+            "eth0",
+            &net.stdin("1.1.0", None),
+        )
+        .err(11);
+    assert!(msg.contains("not ready"), "{msg}");
+    let status = || {
+        CniCall::new("jalur", "STATUS", "", "", "")
+            .run(&net.node.ns.name, &net.stdin("1.1.0", None))
+    };
+    status().err(50);
+    net.assert_clean();
+    std::fs::write(&mark, "ready\n").unwrap();
+    status().ok();
+    let r = net.add("ready", &pod.path());
+    net.del("ready", &pod.path(), Some(&r));
+    net.assert_clean();
+}

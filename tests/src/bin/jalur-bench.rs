@@ -44,11 +44,24 @@ extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
-/// Stops the bench (through the panic hook, which cleans up) once SIGINT/SIGTERM arrived.
+/// Once SIGINT/SIGTERM arrived: removes everything of this run and exits (the first thread
+/// to get here does it; any other waits for the exit).
 fn check_interrupted() {
-    if INTERRUPTED.load(Ordering::SeqCst) {
-        panic!("interrupted");
+    static EXITING: AtomicBool = AtomicBool::new(false);
+    if !INTERRUPTED.load(Ordering::SeqCst) {
+        return;
     }
+    if EXITING.swap(true, Ordering::SeqCst) {
+        loop {
+            std::thread::park();
+        }
+    }
+    let left = sweep();
+    eprintln!(
+        "jalur-bench: interrupted; removed its {} namespaces",
+        left.len()
+    );
+    std::process::exit(130);
 }
 
 /// This run's namespaces all start with this.
