@@ -39,6 +39,18 @@ impl Netns {
         crate::try_sh(&format!("ip netns exec {} {cmd}", self.name))
     }
 
+    /// ICMP echo requests this namespace has received (`Icmp: InEchos` of /proc/net/snmp).
+    pub fn echos_received(&self) -> u64 {
+        let snmp = self.exec("cat /proc/net/snmp");
+        let mut icmp = snmp.lines().filter(|l| l.starts_with("Icmp:"));
+        let (names, values) = (icmp.next().unwrap(), icmp.next().unwrap());
+        let i = names
+            .split_whitespace()
+            .position(|n| n == "InEchos")
+            .unwrap();
+        values.split_whitespace().nth(i).unwrap().parse().unwrap()
+    }
+
     /// The names of the links in this namespace.
     pub fn links(&self) -> Vec<String> {
         sh(&format!("ip -n {} -o link show", self.name))

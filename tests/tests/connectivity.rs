@@ -26,18 +26,6 @@ fn two_pods_on_one_node_ping_and_traceroute_shows_the_node_then_the_pod() {
     net.assert_clean();
 }
 
-/// ICMP echo requests a namespace has received (`Icmp: InEchos` of /proc/net/snmp).
-fn echos_received(ns: &Netns) -> u64 {
-    let snmp = ns.exec("cat /proc/net/snmp");
-    let mut icmp = snmp.lines().filter(|l| l.starts_with("Icmp:"));
-    let (names, values) = (icmp.next().unwrap(), icmp.next().unwrap());
-    let i = names
-        .split_whitespace()
-        .position(|n| n == "InEchos")
-        .unwrap();
-    values.split_whitespace().nth(i).unwrap().parse().unwrap()
-}
-
 #[test]
 fn a_pod_cannot_send_with_another_pods_address() {
     require_root();
@@ -47,16 +35,16 @@ fn a_pod_cannot_send_with_another_pods_address() {
     let rb = net.add("spoof-b", &b.path());
     let rc = net.add("spoof-c", &c.path());
     let (ip_b, ip_c) = (first_ip(&rb), first_ip(&rc));
-    let before = echos_received(&b);
+    let before = b.echos_received();
     a.exec(&format!("ping -c 1 -W 2 {ip_b}"));
-    assert_eq!(echos_received(&b), before + 1, "an honest ping arrives");
+    assert_eq!(b.echos_received(), before + 1, "an honest ping arrives");
 
     // Pod a claims pod c's address and sends from it: the node drops it at a's host end.
     a.exec(&format!("ip addr add {ip_c}/32 dev eth0"));
-    let before = echos_received(&b);
+    let before = b.echos_received();
     let _ = a.try_exec(&format!("ping -c 2 -W 1 -I {ip_c} {ip_b}"));
     assert_eq!(
-        echos_received(&b),
+        b.echos_received(),
         before,
         "a forged source reached the other pod"
     );
@@ -69,7 +57,7 @@ fn a_pod_cannot_send_with_another_pods_address() {
         .exec(&format!("sysctl -qw net.ipv4.conf.{host_a}.rp_filter=0"));
     let _ = a.try_exec(&format!("ping -c 2 -W 1 -I {ip_c} {ip_b}"));
     assert!(
-        echos_received(&b) > before,
+        b.echos_received() > before,
         "control: without the filter the packets arrive"
     );
 

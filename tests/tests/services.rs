@@ -87,17 +87,6 @@ fn a_service_vip_reaches_backends_on_both_nodes_and_a_pod_reaches_itself() {
     assert_eq!(from_ep1, ["backend-on-node1", "backend-on-node2"]);
 }
 
-fn echos_received(ns: &Netns) -> u64 {
-    let snmp = ns.exec("cat /proc/net/snmp");
-    let mut icmp = snmp.lines().filter(|l| l.starts_with("Icmp:"));
-    let (names, values) = (icmp.next().unwrap(), icmp.next().unwrap());
-    let i = names
-        .split_whitespace()
-        .position(|n| n == "InEchos")
-        .unwrap();
-    values.split_whitespace().nth(i).unwrap().parse().unwrap()
-}
-
 #[test]
 fn a_spoofed_source_is_dropped_at_the_node_even_with_the_plugin_filter_off() {
     require_root();
@@ -113,10 +102,10 @@ fn a_spoofed_source_is_dropped_at_the_node_even_with_the_plugin_filter_off() {
     ));
     let forged = "10.71.2.77"; // an address of node2's pod subnet, not pod a's
     c.pod(&a).exec(&format!("ip addr add {forged}/32 dev eth0"));
-    let before = echos_received(c.pod(&b));
+    let before = c.pod(&b).echos_received();
     c.pod(&a).exec(&format!("ping -c 1 -W 2 {ip_b}"));
     assert_eq!(
-        echos_received(c.pod(&b)),
+        c.pod(&b).echos_received(),
         before + 1,
         "honest traffic passes"
     );
@@ -124,7 +113,7 @@ fn a_spoofed_source_is_dropped_at_the_node_even_with_the_plugin_filter_off() {
         .pod(&a)
         .try_exec(&format!("ping -c 2 -W 1 -I {forged} {ip_b}"));
     assert_eq!(
-        echos_received(c.pod(&b)),
+        c.pod(&b).echos_received(),
         before + 1,
         "a forged source crossed the cluster"
     );

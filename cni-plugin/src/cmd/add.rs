@@ -4,11 +4,10 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::{host_end, ipam_plugin, netns_of, node_ready, pod_routes, sockets};
+use super::{ipam_plugin, netns_of, node_ready, pod_routes, sockets, wiring};
 use crate::attachment::{gateway_for, HOST_MAC};
 use crate::error::{Error, Result};
 use crate::net::format_mac;
-use crate::pod::PodWiring;
 use crate::result::{CniResult, Interface, IpConfig, RouteEntry};
 use crate::skel::Request;
 use crate::testhook::crash_point;
@@ -59,16 +58,7 @@ pub(super) fn add(req: &Request) -> Result<CniResult> {
     }
     let ipam_routes: Vec<IpNet> = booked.routes.iter().map(|r| r.dst).collect();
     let routes = pod_routes(&ips, &ipam_routes);
-    let (host_ifname, alias) = host_end(req);
-    let wiring = PodWiring {
-        netns: &netns,
-        ifname: &req.env.ifname,
-        host_ifname,
-        alias,
-        mtu,
-        ips,
-        routes,
-    };
+    let wiring = wiring(req, &netns, mtu, ips, routes);
     let wired = wiring.apply(&mut host, &mut pod).map_err(undo_ipam)?;
     crash_point("before-result");
     log::info!(

@@ -2,9 +2,8 @@
 
 use std::net::IpAddr;
 
-use super::{host_end, ipam_plugin, netns_of, sockets};
+use super::{ipam_plugin, netns_of, sockets, wiring};
 use crate::error::{Error, Result};
-use crate::pod::PodWiring;
 use crate::result::CniResult;
 use crate::skel::Request;
 
@@ -34,17 +33,8 @@ pub(super) fn check(req: &Request) -> Result<()> {
         .collect();
     let netns = netns_of(req)?;
     let (mut host, mut pod) = sockets(&netns)?;
-    let (host_ifname, alias) = host_end(req);
-    let wiring = PodWiring {
-        netns: &netns,
-        ifname: &req.env.ifname,
-        host_ifname,
-        alias,
-        mtu: 0,
-        ips,
-        routes: prev.routes.iter().map(|r| r.dst).collect(),
-    };
-    wiring.verify(
+    let routes = prev.routes.iter().map(|r| r.dst).collect();
+    wiring(req, &netns, 0, ips, routes).verify(
         &mut host,
         &mut pod,
         prev.interfaces[pod_index].mac.as_deref(),

@@ -16,6 +16,7 @@ use crate::delegate::Delegate;
 use crate::error::{Error, Result};
 use crate::ipam_local::LocalIpam;
 use crate::net::{NetNs, Netlink};
+use crate::pod::PodWiring;
 use crate::result::CniResult;
 use crate::skel::{Plugin, Request};
 
@@ -57,6 +58,26 @@ fn host_end(req: &Request) -> (String, String) {
         attachment::host_ifname(&req.env.container_id, &req.env.ifname),
         attachment::alias(&req.config.name, &req.env.container_id, &req.env.ifname),
     )
+}
+
+/// The wiring of this request's attachment: its derived host end, in `netns`.
+fn wiring<'a>(
+    req: &'a Request,
+    netns: &'a NetNs,
+    mtu: u32,
+    ips: Vec<IpAddr>,
+    routes: Vec<IpNet>,
+) -> PodWiring<'a> {
+    let (host_ifname, alias) = host_end(req);
+    PodWiring {
+        netns,
+        ifname: &req.env.ifname,
+        host_ifname,
+        alias,
+        mtu,
+        ips,
+        routes,
+    }
 }
 
 /// The node is ready for pods unless the config names a readiness file that is missing.

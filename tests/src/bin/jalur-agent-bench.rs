@@ -1,0 +1,1005 @@
+//! `jalur-agent-bench`: how fast the node agent programs a large cluster, how fast it follows
+//! one change, how much memory it holds, and what throughput pods get compared with the
+//! underlay. It prints numbers beside the project's targets and asserts nothing about speed.
+//! Run it through `scripts/bench-agent.sh` (root).
+//!
+//! 1. Scale: a node namespace on an underlay (192.168.0.2/16, so thousands of peers are
+//!    on-link), a NodeList with the node and N peers, `jalur-agent` started in file mode in
+//!    the node; timed from spawn until the kernel holds every peer route (a netlink dump of
+//!    the node's routes every 20 ms). Once with on-link peers (direct routes), once with
+//!    off-link peers (VXLAN). Then the agent's resident memory.
+//! 2. One change: with the largest N programmed (direct), the NodeList is rewritten (temp +
+//!    rename) with one more peer, and the time until its route is in the kernel is split into
+//!    the wait for the file source's next poll (seen as the jump of the agent's read bytes in
+//!    /proc/<pid>/io), reading + parsing the file (the agent's "nodes file read" log line), and
+//!    the sync up to the route (a route dump every 10 ms).
+//! 3. Throughput: iperf3 on the simulated cluster (`jalur_tests::cluster::Cluster`, agents in
+//!    auto mode): underlay node1→node2 beside pod→pod direct, underlay node1→node3 (through the
+//!    router) beside pod→pod over VXLAN.
+//!
+//! Everything made (namespaces `jt<pid>-*`, the agents and iperf3 inside them, files under
+//! `/var/tmp/jalur-agent-bench-<pid>/`) is removed at the end: by drop guards, by the panic
+//! hook (release builds abort on panic, so drop guards would not run), and on SIGINT/SIGTERM.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use cni_plugin::net::{NetNs, Netlink, JALUR_ROUTE_PROTOCOL};
+use jalur_tests::cluster::Cluster;
+use jalur_tests::{sh, Netns};
+use serde_json::{json, Value};
+
+/// The agent's metrics port inside each node namespace (its loopback is the node's own).
+const METRICS_ADDR: &str = "127.0.0.1:19644";
+/// The agent's file source polls this often (node-agent/src/source/file.rs).
+const FILE_POLL: Duration = Duration::from_millis(200);
+/// How often the scale run dumps the node's routes.
+const SCALE_POLL: Duration = Duration::from_millis(20);
+/// How often the one-change run dumps the node's routes.
+const CHANGE_POLL: Duration = Duration::from_millis(10);
+/// The monitor loop's tick (log and /proc reads, cheap).
+const TICK: Duration = Duration::from_millis(1);
+/// Bound on one scale run.
+const SCALE_LIMIT: Duration = Duration::from_secs(120);
+/// Bound on one change.
+const CHANGE_LIMIT: Duration = Duration::from_secs(20);
+/// Pause after a run, so that the next starts on a quiet machine.
+const SETTLE: Duration = Duration::from_millis(500);
+/// How long after its sync the agent's memory is read.
+const RSS_SETTLE: Duration = Duration::from_secs(1);
+const IPERF_PORT: &str = "5201";
+
+// Targets (the project's).
+const TARGET_SCALE_S: f64 = 1.0;
+const TARGET_SCALE_PEERS: usize = 5000;
+const TARGET_RSS_MB: f64 = 40.0;
+const TARGET_CHANGE_MS: f64 = 100.0;
+const TARGET_RATIO: f64 = 0.97;
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Stops the bench (through the panic hook, which cleans up) once SIGINT/SIGTERM arrived.
+fn check_interrupted() {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        panic!("interrupted");
+    }
+}
+
+/// This run's namespaces all start with this (see `jalur_tests::Netns::new`).
+fn ns_prefix() -> String {
+    format!("jt{}-", std::process::id())
+}
+
+/// This run's files (also `TMPDIR` for the cluster fixture's temp dir).
+fn work_dir() -> PathBuf {
+    PathBuf::from(format!("/var/tmp/jalur-agent-bench-{}", std::process::id()))
+}
+
+/// Deletes whatever of this run is left: the processes inside namespaces `jt<pid>-*`, those
+/// namespaces, and the work dir. Returns how many namespaces it had to delete.
+fn sweep() -> usize {
+    let prefix = ns_prefix();
+    let mut left = 0;
+    if let Ok(dir) = std::fs::read_dir("/run/netns") {
+        for entry in dir.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&prefix) {
+                let _ = Command::new("sh")
+                    .arg("-c")
+                    .arg(format!(
+                        "for p in $(ip netns pids {name} 2>/dev/null); do kill -9 $p; done; \
+                         ip netns del {name}"
+                    ))
+                    .status();
+                left += 1;
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(work_dir());
+    left
+}
+
+/// The work dir; removed on drop.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn create() -> WorkDir {
+        let dir = work_dir();
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        WorkDir(dir)
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Nearest-rank percentile.
+fn percentile(samples: &[f64], p: f64) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn median(samples: &[f64]) -> f64 {
+    percentile(samples, 50.0)
+}
+
+fn max(samples: &[f64]) -> f64 {
+    samples.iter().copied().fold(f64::MIN, f64::max)
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "target met"
+    } else {
+        "target missed"
+    }
+}
+
+/// A file written by someone else, read as it grows, line by line (the agent's JSON log).
+struct LogWatch {
+    file: Option<File>,
+    path: PathBuf,
+    pos: u64,
+    partial: String,
+}
+
+impl LogWatch {
+    fn new(path: &Path) -> LogWatch {
+        LogWatch {
+            file: None,
+            path: path.to_owned(),
+            pos: 0,
+            partial: String::new(),
+        }
+    }
+
+    /// The complete lines written since the last call, as JSON.
+    fn poll(&mut self) -> Vec<Value> {
+        if self.file.is_none() {
+            self.file = File::open(&self.path).ok();
+        }
+        let Some(file) = self.file.as_mut() else {
+            return Vec::new();
+        };
+        let mut buf = Vec::new();
+        if file.seek(SeekFrom::Start(self.pos)).is_err() || file.read_to_end(&mut buf).is_err() {
+            return Vec::new();
+        }
+        self.pos += buf.len() as u64;
+        self.partial.push_str(&String::from_utf8_lossy(&buf));
+        let mut out = Vec::new();
+        while let Some(end) = self.partial.find('\n') {
+            let line: String = self.partial.drain(..=end).collect();
+            if let Ok(v) = serde_json::from_str::<Value>(line.trim()) {
+                out.push(v);
+            }
+        }
+        out
+    }
+}
+
+/// What the agent logged that the bench times: (message, sync seconds if any, level).
+fn log_event(v: &Value) -> (&str, Option<f64>, &str) {
+    (
+        v["fields"]["message"].as_str().unwrap_or(""),
+        v["fields"]["seconds"].as_f64(),
+        v["level"].as_str().unwrap_or(""),
+    )
+}
+
+/// A running `jalur-agent` (spawned through `ip netns exec`, which execs it: same pid).
+struct Agent {
+    child: Child,
+    log_path: PathBuf,
+    log: LogWatch,
+    errors: Vec<String>,
+}
+
+impl Agent {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The agent's log lines so far, with ERROR/WARN lines remembered.
+    fn poll_log(&mut self) -> Vec<Value> {
+        let lines = self.log.poll();
+        for v in &lines {
+            let (msg, _, level) = log_event(v);
+            if level == "ERROR" {
+                self.errors.push(format!("{msg} {}", v["fields"]));
+            }
+        }
+        lines
+    }
+
+    /// Panics with its log if the agent has exited.
+    fn check_alive(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+            panic!("jalur-agent exited ({status}):\n{log}");
+        }
+    }
+
+    /// `(VmRSS, VmHWM)` in MB, from /proc/<pid>/status.
+    fn memory_mb(&self) -> (f64, f64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("agent's /proc status");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+                .map_or(f64::NAN, |kb| kb / 1024.0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// Bytes the agent has read through read(2) and friends (`rchar` of /proc/<pid>/io).
+    fn rchar(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/io", self.pid()))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("rchar:"))
+                    .and_then(|n| n.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// SIGTERM, then a bounded wait, then SIGKILL.
+    fn stop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// One peer of the generated NodeList. Peer `i` (1-based; the node itself is 0) owns
+/// 10.<i/256>.<i%256>.0/24; its address is on the node's /16 (direct) or off it (VXLAN).
+fn node_object(name: &str, ip: Ipv4Addr, cidr: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name},
+        "spec": {"podCIDR": cidr, "podCIDRs": [cidr]},
+        "status": {"addresses": [
+            {"type": "InternalIP", "address": ip.to_string()},
+            {"type": "Hostname", "address": name}
+        ]}
+    })
+}
+
+fn pod_cidr(i: usize) -> String {
+    assert!(i < 65536, "peer index out of 10.0.0.0/8 /24s");
+    format!("10.{}.{}.0/24", i / 256, i % 256)
+}
+
+fn peer_ip(i: usize, overlay: bool) -> Ipv4Addr {
+    let (hi, lo) = ((i / 250) as u8, (i % 250) as u8 + 2);
+    if overlay {
+        Ipv4Addr::new(172, 16, hi, lo)
+    } else {
+        Ipv4Addr::new(192, 168, hi + 1, lo)
+    }
+}
+
+const NODE_NAME: &str = "bench-node";
+const NODE_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 2);
+
+/// A node namespace on its own underlay (192.168.0.2/16, gateway .0.1), a netlink socket in
+/// it for the bench's route dumps, the agent's files, and the agent once started.
+struct BenchNode {
+    // Dropped first: the agent, then the socket, then the namespaces.
+    agent: Option<Agent>,
+    nl: Netlink,
+    ns: Netns,
+    _underlay: Netns,
+    dir: PathBuf,
+    nodes_file: PathBuf,
+    peers: usize,
+    overlay: bool,
+    file_bytes: usize,
+}
+
+impl BenchNode {
+    fn new(work: &Path, tag: &str, overlay: bool) -> BenchNode {
+        let ns = Netns::new(&format!("{tag}-node"));
+        let underlay = Netns::new(&format!("{tag}-ul"));
+        let (n, u) = (&ns.name, &underlay.name);
+        sh(&format!(
+            "ip -n {n} link add ul0 type veth peer name gw0 netns {u} && \
+             ip -n {n} addr add {NODE_IP}/16 dev ul0 && ip -n {n} link set ul0 up && \
+             ip -n {u} addr add 192.168.0.1/16 dev gw0 && ip -n {u} link set gw0 up && \
+             ip -n {n} route add default via 192.168.0.1"
+        ));
+        let handle = NetNs::open(Path::new(&ns.path())).expect("open node netns");
+        let nl = handle
+            .run(Netlink::open)
+            .expect("enter node netns")
+            .expect("netlink socket in the node");
+        let dir = work.join(&ns.name);
+        std::fs::create_dir_all(&dir).expect("node dir");
+        let nodes_file = dir.join("nodes.json");
+        BenchNode {
+            agent: None,
+            nl,
+            ns,
+            _underlay: underlay,
+            dir,
+            nodes_file,
+            peers: 0,
+            overlay,
+            file_bytes: 0,
+        }
+    }
+
+    /// Writes the NodeList (this node + peers 1..=n) atomically: temp file, then rename.
+    fn write_nodes(&mut self, n: usize) {
+        let mut items = Vec::with_capacity(n + 1);
+        items.push(node_object(NODE_NAME, NODE_IP, &pod_cidr(0)));
+        for i in 1..=n {
+            items.push(node_object(
+                &format!("peer-{i:05}"),
+                peer_ip(i, self.overlay),
+                &pod_cidr(i),
+            ));
+        }
+        let text = json!({"apiVersion": "v1", "kind": "NodeList", "items": items}).to_string();
+        let tmp = self.dir.join(".nodes.json.tmp");
+        std::fs::write(&tmp, &text).expect("write the NodeList");
+        std::fs::rename(&tmp, &self.nodes_file).expect("rename the NodeList");
+        self.peers = n;
+        self.file_bytes = text.len();
+    }
+
+    fn start_agent(&mut self, bin_dir: &Path) {
+        let log_path = self.dir.join("agent.log");
+        let log = File::create(&log_path).expect("agent log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns.name])
+            .arg(bin_dir.join("jalur-agent"))
+            .args(["--node-name", NODE_NAME, "--nodes-file"])
+            .arg(&self.nodes_file)
+            .arg("--cni-conf-dir")
+            .arg(self.dir.join("net.d"))
+            .arg("--state-dir")
+            .arg(self.dir.join("state"))
+            .arg("--cni-bin-dir")
+            .arg(self.dir.join("no-cni-bin"))
+            .args(["--metrics-addr", METRICS_ADDR, "--resync-seconds", "60"])
+            .arg("--log-json")
+            .env("JALUR_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start jalur-agent");
+        self.agent = Some(Agent {
+            child,
+            log: LogWatch::new(&log_path),
+            log_path,
+            errors: Vec::new(),
+        });
+    }
+
+    fn agent(&mut self) -> &mut Agent {
+        self.agent.as_mut().expect("agent running")
+    }
+
+    /// The agent's peer routes in the kernel (proto 74, not blackholes, IPv4 main table):
+    /// how many, and whether one to `dst` is among them.
+    fn peer_routes(&mut self, dst: &str) -> (usize, bool) {
+        let routes = self.nl.routes(false).expect("dump the node's routes");
+        let mut count = 0;
+        let mut found = false;
+        for r in routes
+            .iter()
+            .filter(|r| r.protocol == JALUR_ROUTE_PROTOCOL && !r.blackhole)
+        {
+            count += 1;
+            found |= r.dst.to_string() == dst;
+        }
+        (count, found)
+    }
+
+    fn ready(&self) -> bool {
+        self.dir.join("state").join("ready").exists()
+            && self.dir.join("net.d").join("10-jalur.conflist").exists()
+    }
+}
+
+/// Times of one scale run, from the agent's spawn.
+struct ScaleResult {
+    peers: usize,
+    overlay: bool,
+    /// The agent's first log line ("jalur-agent starting").
+    started: Option<Duration>,
+    /// "nodes file read" (read and parsed).
+    parsed: Option<Duration>,
+    /// The route dump that first showed every peer route.
+    routes: Option<Duration>,
+    /// "synced" logged (routes, overlay, nftables, conflist) and its own duration.
+    synced: Option<Duration>,
+    sync_seconds: Option<f64>,
+    rss_mb: f64,
+    peak_mb: f64,
+    file_bytes: usize,
+    errors: Vec<String>,
+}
+
+fn scale_run(work: &Path, bin_dir: &Path, n: usize, overlay: bool) -> (BenchNode, ScaleResult) {
+    let tag = format!("s{n}{}", if overlay { "v" } else { "d" });
+    let mut node = BenchNode::new(work, &tag, overlay);
+    node.write_nodes(n);
+    std::thread::sleep(SETTLE);
+    let t0 = Instant::now();
+    node.start_agent(bin_dir);
+    let mut r = ScaleResult {
+        peers: n,
+        overlay,
+        started: None,
+        parsed: None,
+        routes: None,
+        synced: None,
+        sync_seconds: None,
+        rss_mb: f64::NAN,
+        peak_mb: f64::NAN,
+        file_bytes: node.file_bytes,
+        errors: Vec::new(),
+    };
+    let mut next_dump = t0;
+    while t0.elapsed() < SCALE_LIMIT {
+        check_interrupted();
+        node.agent().check_alive();
+        for v in node.agent().poll_log() {
+            let at = t0.elapsed();
+            match log_event(&v) {
+                ("jalur-agent starting", _, _) => r.started = r.started.or(Some(at)),
+                ("nodes file read", _, _) => r.parsed = r.parsed.or(Some(at)),
+                ("synced", secs, _) if r.synced.is_none() => {
+                    r.synced = Some(at);
+                    r.sync_seconds = secs;
+                }
+                _ => {}
+            }
+        }
+        if r.routes.is_none() && Instant::now() >= next_dump {
+            next_dump = Instant::now() + SCALE_POLL;
+            if node.peer_routes("").0 >= n {
+                r.routes = Some(t0.elapsed());
+            }
+        }
+        if r.routes.is_some() && r.synced.is_some() && node.ready() {
+            break;
+        }
+        std::thread::sleep(TICK);
+    }
+    std::thread::sleep(RSS_SETTLE);
+    let agent = node.agent();
+    agent.check_alive();
+    agent.poll_log();
+    (r.rss_mb, r.peak_mb) = agent.memory_mb();
+    r.errors = std::mem::take(&mut agent.errors);
+    (node, r)
+}
+
+/// One change's times, from the rename.
+struct ChangeSample {
+    /// The first file read after the rename (rchar jump): the file source's poll.
+    tick: Option<Duration>,
+    /// "nodes file read" logged.
+    parsed: Option<Duration>,
+    /// The route dump that first showed the new peer's route.
+    route: Option<Duration>,
+    /// "synced" logged, and the sync's own duration.
+    synced: Option<Duration>,
+    sync_seconds: Option<f64>,
+}
+
+fn one_change(node: &mut BenchNode, k: usize, reps: usize) -> ChangeSample {
+    // Spread the rename over the poll period (the tick phase is otherwise fixed).
+    std::thread::sleep(SETTLE + FILE_POLL.mul_f64(k as f64 / reps as f64));
+    node.agent().poll_log();
+    let n = node.peers + 1;
+    let want = pod_cidr(n);
+    let rchar0 = node.agent().rchar();
+    let t0 = Instant::now();
+    node.write_nodes(n);
+    let threshold = (node.file_bytes / 2) as u64;
+    let mut s = ChangeSample {
+        tick: None,
+        parsed: None,
+        route: None,
+        synced: None,
+        sync_seconds: None,
+    };
+    let mut next_dump = t0;
+    while t0.elapsed() < CHANGE_LIMIT {
+        check_interrupted();
+        node.agent().check_alive();
+        if s.tick.is_none() && node.agent().rchar() >= rchar0 + threshold {
+            s.tick = Some(t0.elapsed());
+        }
+        for v in node.agent().poll_log() {
+            let at = t0.elapsed();
+            match log_event(&v) {
+                ("nodes file read", _, _) => s.parsed = s.parsed.or(Some(at)),
+                ("synced", secs, _) if s.synced.is_none() => {
+                    s.synced = Some(at);
+                    s.sync_seconds = secs;
+                }
+                _ => {}
+            }
+        }
+        if s.route.is_none() && Instant::now() >= next_dump {
+            next_dump = Instant::now() + CHANGE_POLL;
+            if node.peer_routes(&want).1 {
+                s.route = Some(t0.elapsed());
+            }
+        }
+        if s.route.is_some() && s.synced.is_some() {
+            break;
+        }
+        std::thread::sleep(TICK);
+    }
+    s
+}
+
+fn fmt_ms(d: Option<Duration>) -> String {
+    d.map_or_else(|| "timeout".into(), |d| format!("{:.0} ms", ms(d)))
+}
+
+fn print_scale(results: &[ScaleResult]) {
+    println!(
+        "{:>6} {:<6} {:>8} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>9} {:>11}",
+        "peers",
+        "path",
+        "file",
+        "started",
+        "parsed",
+        "all routes",
+        "sync done",
+        "sync took",
+        "µs/route",
+        "RSS",
+        "peak RSS"
+    );
+    for r in results {
+        let per_route = match (r.parsed, r.routes) {
+            (Some(p), Some(t)) if t > p => {
+                format!("{:.0}", (t - p).as_secs_f64() * 1e6 / r.peers as f64)
+            }
+            _ => "-".into(),
+        };
+        println!(
+            "{:>6} {:<6} {:>6}kB {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>6.1} MB {:>8.1} MB",
+            r.peers,
+            if r.overlay { "vxlan" } else { "direct" },
+            r.file_bytes / 1024,
+            fmt_ms(r.started),
+            fmt_ms(r.parsed),
+            fmt_ms(r.routes),
+            fmt_ms(r.synced),
+            r.sync_seconds
+                .map_or_else(|| "-".into(), |s| format!("{:.0} ms", s * 1e3)),
+            per_route,
+            r.rss_mb,
+            r.peak_mb,
+        );
+        for e in &r.errors {
+            println!("       agent error: {e}");
+        }
+    }
+}
+
+/// A process killed (and reaped) on drop.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// `iperf3 -s -1` in `server`, `iperf3 -c ip -t secs -J` from `client`: bits/s received.
+fn iperf(server: &Netns, client: &Netns, ip: &str, secs: u32) -> f64 {
+    check_interrupted();
+    let mut srv = Reaped(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &server.name,
+                "iperf3",
+                "-s",
+                "-1",
+                "-p",
+                IPERF_PORT,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start iperf3 -s"),
+    );
+    let listening = jalur_tests::cluster::wait_until(Duration::from_secs(5), || {
+        let (_, out) = server.try_exec(&format!("ss -Hltn sport = :{IPERF_PORT}"));
+        !out.trim().is_empty()
+    });
+    assert!(listening, "iperf3 server in {} did not listen", server.name);
+    let out = Command::new("timeout")
+        .arg((secs + 20).to_string())
+        .args([
+            "ip",
+            "netns",
+            "exec",
+            &client.name,
+            "iperf3",
+            "-c",
+            ip,
+            "-p",
+            IPERF_PORT,
+        ])
+        .args(["-t", &secs.to_string(), "-J"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run iperf3 -c");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("iperf3 -c {ip} output is not JSON ({e}): {text}"));
+    let bps = v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("iperf3 -c {ip} gave no sum_received: {text}"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && srv.0.try_wait().ok().flatten().is_none() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bps
+}
+
+/// `ip route get` of `ip` from the node: the path the kernel picks.
+fn route_get(ns: &Netns, ip: &str) -> String {
+    let (_, out) = ns.try_exec(&format!("ip route get {ip}"));
+    out.lines().next().unwrap_or("").trim().to_owned()
+}
+
+fn throughput(secs: u32, rounds: usize) {
+    println!(
+        "\n== 3. Throughput: iperf3, {secs} s per run, {rounds} round(s), median of rounds =="
+    );
+    let mut c = Cluster::new("tp", 77, "auto");
+    c.start_agents();
+    let (p1, _, _) = c.add_pod(0, "tp-p1");
+    let (p2, ip2, _) = c.add_pod(1, "tp-p2");
+    let (p3, ip3, _) = c.add_pod(2, "tp-p3");
+    for (from, to) in [(&p1, &ip2), (&p1, &ip3)] {
+        let ok = jalur_tests::cluster::wait_until(Duration::from_secs(15), || {
+            check_interrupted();
+            c.pod(from).try_exec(&format!("ping -c1 -W1 {to}")).0
+        });
+        assert!(ok, "pod {from} cannot reach {to}:\n{}", c.agent_routes(0));
+    }
+    let (n1, n2, n3) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
+    println!("paths from node1:");
+    for ip in [&n2.ip, &ip2, &n3.ip, &ip3] {
+        println!("  {}", route_get(&n1.ns, ip));
+    }
+    let pod_mtu = c.pod(&p1).exec("cat /sys/class/net/eth0/mtu");
+    let ul_mtu = n1.ns.exec("cat /sys/class/net/eth0/mtu");
+    println!("MTU: underlay {}, pods {}", ul_mtu.trim(), pod_mtu.trim());
+    let mut rows: [Vec<f64>; 4] = Default::default();
+    for round in 0..rounds {
+        eprintln!("  running: iperf3 round {}/{rounds}", round + 1);
+        rows[0].push(iperf(&n2.ns, &n1.ns, &n2.ip, secs));
+        rows[1].push(iperf(c.pod(&p2), c.pod(&p1), &ip2, secs));
+        rows[2].push(iperf(&n3.ns, &n1.ns, &n3.ip, secs));
+        rows[3].push(iperf(c.pod(&p3), c.pod(&p1), &ip3, secs));
+    }
+    let labels = [
+        "underlay node1 -> node2",
+        "pod -> pod, direct (node1 -> node2)",
+        "underlay node1 -> node3 (via router)",
+        "pod -> pod, vxlan (node1 -> node3)",
+    ];
+    let gbit: Vec<f64> = rows.iter().map(|r| median(r) / 1e9).collect();
+    for (label, (g, r)) in labels.iter().zip(gbit.iter().zip(&rows)) {
+        let each: Vec<String> = r.iter().map(|b| format!("{:.2}", b / 1e9)).collect();
+        println!(
+            "{label:<40} {g:>7.2} Gbit/s   (rounds: {})",
+            each.join(", ")
+        );
+    }
+    for (label, pod, ul) in [
+        ("pod/underlay, direct", gbit[1], gbit[0]),
+        ("pod/underlay, vxlan", gbit[3], gbit[2]),
+    ] {
+        let ratio = pod / ul;
+        println!(
+            "{label:<40} {ratio:>7.3}          (target >= {TARGET_RATIO})  {}",
+            verdict(ratio >= TARGET_RATIO)
+        );
+    }
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: jalur-agent-bench [--quick]\n\
+         \n\
+         Times jalur-agent programming N peers (N = 1000, 5000), following one NodeList change,\n\
+         its memory, and pod vs underlay throughput (iperf3), in network namespaces.\n\
+         Needs root; use scripts/bench-agent.sh.\n\
+         --quick   N = 200, 5 changes, one 1 s iperf3 round (smoke run)"
+    );
+    std::process::exit(2);
+}
+
+fn main() {
+    let mut quick = false;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            _ => usage(),
+        }
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "jalur-agent-bench needs root (it makes network namespaces): sudo scripts/bench-agent.sh"
+        );
+        std::process::exit(1);
+    }
+
+    let bin_dir = std::env::var_os("JALUR_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let exe = std::env::current_exe().expect("own path");
+            exe.parent().expect("bin dir").to_owned()
+        });
+    for bin in ["jalur-agent", "jalur"] {
+        assert!(
+            bin_dir.join(bin).is_file(),
+            "no {bin} binary in {} (build with cargo build --release -p node-agent -p cni-plugin)",
+            bin_dir.display()
+        );
+    }
+    let work = WorkDir::create();
+    // Still one thread: the fixtures find the plugins and put their temp dirs by these.
+    std::env::set_var("JALUR_BIN_DIR", &bin_dir);
+    std::env::set_var("TMPDIR", &work.0);
+
+    // Release builds abort on panic, so drop guards would not run: clean up in the hook.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        let left = sweep();
+        eprintln!("jalur-agent-bench: cleaned up after failure ({left} namespaces)");
+    }));
+    let handler = on_signal as extern "C" fn(libc::c_int);
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+    }
+
+    let sizes: &[usize] = if quick { &[200] } else { &[1000, 5000] };
+    let reps = if quick { 5 } else { 10 };
+    let (iperf_secs, rounds) = if quick { (1, 1) } else { (3, 3) };
+    println!(
+        "jalur-agent-bench: {} CPUs, kernel {}, load {}, agent from {}{}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim(),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        bin_dir.display(),
+        if quick { ", --quick" } else { "" }
+    );
+
+    println!("\n== 1. Scale: from the agent's spawn until the kernel holds every peer route ==");
+    println!("NodeList of minimal Node objects (name, podCIDRs, InternalIP); node 192.168.0.2/16;");
+    println!(
+        "direct: peers on the node's /16 (one route each); vxlan: peers off-link (route + fdb + neighbour each);"
+    );
+    println!(
+        "times from spawn (log lines seen within 1 ms, route dumps every {} ms); RSS {} s after the sync",
+        SCALE_POLL.as_millis(),
+        RSS_SETTLE.as_secs()
+    );
+    let mut results = Vec::new();
+    let mut retired = Vec::new();
+    let mut change_node = None;
+    let mut samples = Vec::new();
+    let largest = *sizes.iter().max().expect("sizes");
+    for overlay in [false, true] {
+        for &n in sizes {
+            eprintln!(
+                "  running: scale {n} peers {}",
+                if overlay { "vxlan" } else { "direct" }
+            );
+            let (mut node, r) = scale_run(&work.0, &bin_dir, n, overlay);
+            results.push(r);
+            if !overlay && n == largest {
+                change_node = Some(node);
+            } else {
+                node.agent().stop();
+                retired.push(node);
+            }
+        }
+        if !overlay {
+            // The one-change runs on the largest direct node before the VXLAN runs load the
+            // machine with more namespaces.
+            let mut node = change_node.take().expect("largest direct node");
+            eprintln!("  running: {reps} single changes on {largest} peers");
+            samples = (0..reps).map(|k| one_change(&mut node, k, reps)).collect();
+            node.agent().stop();
+            retired.push(node);
+        }
+    }
+    print_scale(&results);
+    for r in results.iter().filter(|r| r.peers == largest) {
+        let path = if r.overlay { "vxlan" } else { "direct" };
+        let secs = r.routes.map(|d| d.as_secs_f64());
+        let target_applies = r.peers >= TARGET_SCALE_PEERS || quick;
+        match secs {
+            Some(s) => println!(
+                "{:<48} {s:>7.3} s   (target <= {TARGET_SCALE_S} s for {TARGET_SCALE_PEERS} peers)  {}",
+                format!("{} peers, {path}: all routes programmed", r.peers),
+                if target_applies { verdict(s <= TARGET_SCALE_S) } else { "" }
+            ),
+            None => println!(
+                "{} peers, {path}: routes not complete within {} s  target missed",
+                r.peers,
+                SCALE_LIMIT.as_secs()
+            ),
+        }
+        println!(
+            "{:<48} {:>7.1} MB  (target <= {TARGET_RSS_MB} MB)  {}",
+            format!("{} peers, {path}: agent RSS after settling", r.peers),
+            r.rss_mb,
+            verdict(r.rss_mb <= TARGET_RSS_MB)
+        );
+    }
+    if let Some(r) = results.iter().find(|r| r.peers == largest && !r.overlay) {
+        if let (Some(p), Some(t)) = (r.parsed, r.routes) {
+            println!(
+                "where the time goes ({} peers, direct): spawn→file parsed {:.0} ms, parsed→all routes {:.0} ms \
+                 ({:.0} µs per route: one netlink request + ack each)",
+                r.peers,
+                ms(p),
+                ms(t - p),
+                (t - p).as_secs_f64() * 1e6 / r.peers as f64
+            );
+        }
+    }
+
+    println!(
+        "\n== 2. One change: NodeList rewritten (temp + rename) with one more peer, {largest} peers programmed =="
+    );
+    println!(
+        "{reps} changes, renames spread over the {} ms file poll; route dumps every {} ms",
+        FILE_POLL.as_millis(),
+        CHANGE_POLL.as_millis()
+    );
+    let part = |f: &dyn Fn(&ChangeSample) -> Option<Duration>| -> Vec<f64> {
+        samples.iter().filter_map(|s| f(s).map(ms)).collect()
+    };
+    let total = part(&|s| s.route);
+    let wait = part(&|s| s.tick);
+    let parse = part(&|s| Some(s.parsed? - s.tick?));
+    let apply = part(&|s| Some(s.route? - s.parsed?));
+    let sync = part(&|s| s.sync_seconds.map(Duration::from_secs_f64));
+    let missing = samples.len() - total.len();
+    let line = |label: &str, v: &[f64]| {
+        if v.is_empty() {
+            println!("{label:<52}      n/a");
+        } else {
+            println!(
+                "{label:<52} median {:>6.1} ms   max {:>6.1} ms",
+                median(v),
+                max(v)
+            );
+        }
+    };
+    line("rename -> route in the kernel", &total);
+    line("  waiting for the file poll (rename -> file read)", &wait);
+    line("  reading + parsing the NodeList", &parse);
+    line("  parsed -> route in the kernel (sync)", &apply);
+    line("the agent's whole sync (incl. nftables, conflist)", &sync);
+    if missing > 0 {
+        println!(
+            "{missing} of {reps} changes did not reach the kernel within {} s",
+            CHANGE_LIMIT.as_secs()
+        );
+    }
+    if !total.is_empty() {
+        let (med, worst) = (median(&total), max(&total));
+        println!(
+            "{:<48} {med:>7.1} ms  (target <= {TARGET_CHANGE_MS} ms)  {}",
+            "one change, median",
+            verdict(med <= TARGET_CHANGE_MS && missing == 0)
+        );
+        println!(
+            "{:<48} {worst:>7.1} ms  (target <= {TARGET_CHANGE_MS} ms)  {}",
+            "one change, max",
+            verdict(worst <= TARGET_CHANGE_MS && missing == 0)
+        );
+        let parts = [
+            ("the file source's 200 ms poll", median(&wait)),
+            ("reading + parsing the NodeList", median(&parse)),
+            ("the sync up to the route", median(&apply)),
+        ];
+        if let Some((why, t)) = parts
+            .iter()
+            .filter(|p| p.1.is_finite())
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+        {
+            println!("largest part: {why} (median {t:.1} ms)");
+        }
+    }
+
+    eprintln!("  cleaning up the scale nodes");
+    drop(retired);
+    std::thread::sleep(SETTLE * 2);
+
+    if Command::new("iperf3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        throughput(iperf_secs, rounds);
+    } else {
+        println!("\n== 3. Throughput: skipped, iperf3 is not installed (Debian iperf3) ==");
+    }
+
+    eprintln!("  cleaning up");
+    drop(work);
+    let left = sweep();
+    if left > 0 {
+        eprintln!("jalur-agent-bench: removed {left} leftover namespaces");
+    }
+}
