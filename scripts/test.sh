@@ -18,7 +18,7 @@ fi
 # reference CNI plugins (ptp, host-local, portmap) for comparison and chaining, podman with
 # runc and busybox-static for the runtime test, socat as a TCP probe.
 PACKAGES=(iproute2 traceroute iputils-ping iperf3 nftables iptables containernetworking-plugins
-          podman runc busybox-static socat procps python3 jq)
+          podman runc busybox-static socat procps python3 python3-pip jq shellcheck)
 if [ "${1:-}" != "--no-deps" ]; then
   missing=()
   for p in "${PACKAGES[@]}"; do
@@ -28,6 +28,13 @@ if [ "${1:-}" != "--no-deps" ]; then
     echo "== installing: ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  # kubernetes-validate: the manifest's strict schema check (tests/tests/install.rs runs it).
+  # The package carries the Kubernetes JSON schemas, so it runs offline once installed.
+  if ! python3 -c 'import kubernetes_validate' 2>/dev/null; then
+    echo "== installing: kubernetes-validate (pip)"
+    python3 -m pip install --quiet kubernetes-validate 2>/dev/null \
+      || python3 -m pip install --quiet --break-system-packages kubernetes-validate
   fi
 fi
 

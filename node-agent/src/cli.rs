@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
+use crate::install_cni::Family;
 use crate::plan::Mode;
 
 /// Jalur's node agent: routes every node's pod subnet to every other node.
@@ -25,8 +26,26 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Remove everything the agent made on this node: its routes, the overlay device, the
-    /// nftables table, the CNI config and the readiness mark. Pods' own interfaces stay.
+    /// nftables table, the CNI config, the readiness mark and the IPAM store (and, with
+    /// `--cni-bin-dir`, the plugin binaries). Pods' own interfaces stay.
     Uninstall(UninstallArgs),
+    /// Copy the plugin binaries (`jalur`, `jalur-ipam`) into the node's CNI bin dir, each by
+    /// temp file and rename; files already identical are left alone.
+    InstallCni(InstallCniArgs),
+}
+
+/// Where `install-cni` copies from and to.
+#[derive(Debug, Clone, Args)]
+pub struct InstallCniArgs {
+    /// The dir holding `jalur` and `jalur-ipam` (in the image: /usr/local/lib/jalur/cni).
+    #[arg(long)]
+    pub from: PathBuf,
+    /// The node's CNI bin dir (created if missing).
+    #[arg(long)]
+    pub to: PathBuf,
+    /// Also turn on forwarding for these address families (needs a writable /proc/sys).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub enable_forwarding: Vec<Family>,
 }
 
 /// Where `uninstall` looks for the agent's files.
@@ -38,6 +57,10 @@ pub struct UninstallArgs {
     /// The agent's state dir.
     #[arg(long, default_value = "/var/lib/jalur")]
     pub state_dir: PathBuf,
+    /// Also remove the plugin binaries (`jalur`, `jalur-ipam`) from this dir (none by
+    /// default: other files there always stay).
+    #[arg(long)]
+    pub cni_bin_dir: Option<PathBuf>,
 }
 
 /// The agent's settings.

@@ -6,6 +6,7 @@ mod cli;
 mod cluster;
 mod cniconf;
 mod firewall;
+mod install_cni;
 mod metrics;
 mod plan;
 mod reconciler;
@@ -18,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use clap::Parser;
 use tokio::sync::watch;
 
-use cli::{Cli, Command, RunArgs, UninstallArgs};
+use cli::{Cli, Command, InstallCniArgs, RunArgs, UninstallArgs};
 use cniconf::CniConf;
 
 fn cni_conf(args: &RunArgs) -> CniConf {
@@ -48,24 +49,83 @@ fn init_logging(json: bool) {
     }
 }
 
+/// Runs every step even when one fails, and reports all failures together.
 fn uninstall(args: &UninstallArgs) -> Result<(), String> {
-    let mut nl = cni_plugin::net::Netlink::open().map_err(|e| e.to_string())?;
-    let removed = sync::remove_all(&mut nl).map_err(|e| e.to_string())?;
-    let table = cni_plugin::net::nft::delete(firewall::TABLE).map_err(|e| e.to_string())?;
+    let mut errors = Vec::new();
+    let removed = cni_plugin::net::Netlink::open()
+        .map_err(|e| e.to_string())
+        .and_then(|mut nl| sync::remove_all(&mut nl).map_err(|e| e.to_string()))
+        .map_err(|e| errors.push(format!("removing routes and devices: {e}")))
+        .unwrap_or(0);
+    let table = cni_plugin::net::nft::delete(firewall::TABLE)
+        .map_err(|e| errors.push(format!("removing the nftables table: {e}")))
+        .unwrap_or(false);
     let conf = CniConf {
         conf_dir: args.cni_conf_dir.clone(),
         state_dir: args.state_dir.clone(),
         portmap: false,
         cni_version: String::new(),
     };
-    conf.remove()
-        .map_err(|e| format!("removing the CNI config: {e}"))?;
+    if let Err(e) = conf.remove() {
+        errors.push(format!("removing the CNI config: {e}"));
+    }
+    // The IPAM store (the conflist's `dataDir`); the state dir itself goes only when empty.
+    let ipam = args.state_dir.join("ipam");
+    match std::fs::remove_dir_all(&ipam) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            errors.push(format!("removing the IPAM store {}: {e}", ipam.display()))
+        }
+        _ => {}
+    }
+    let _ = std::fs::remove_dir(&args.state_dir);
+    let mut binaries = Vec::new();
+    if let Some(dir) = &args.cni_bin_dir {
+        match install_cni::uninstall(dir) {
+            Ok(removed) => binaries = removed,
+            Err(e) => errors.push(e),
+        }
+    }
     tracing::info!(
         routes_and_devices = removed,
         nftables_table = table,
+        binaries = binaries.len(),
         "uninstalled"
     );
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+fn install_cni(args: &InstallCniArgs) -> Result<(), String> {
+    for (name, outcome) in install_cni::install(&args.from, &args.to)? {
+        let path = args.to.join(name);
+        match outcome {
+            install_cni::Outcome::Installed => tracing::info!(path = %path.display(), "installed"),
+            install_cni::Outcome::Unchanged => {
+                tracing::info!(path = %path.display(), "unchanged")
+            }
+        }
+    }
+    if !args.enable_forwarding.is_empty() {
+        install_cni::enable_forwarding(&args.enable_forwarding)?;
+        tracing::info!(families = ?args.enable_forwarding, "forwarding is on");
+    }
     Ok(())
+}
+
+/// Start-up hygiene: clears what older runs or versions of the agent left (logged; a
+/// failure is a warning, never a reason not to start).
+fn remove_stale(args: &RunArgs) {
+    for (path, result) in install_cni::remove_stale(&args.cni_conf_dir, &args.state_dir) {
+        match result {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "removed a stale file of an older run")
+            }
+            Err(e) => tracing::warn!(path = %path.display(), "cannot remove a stale file: {e}"),
+        }
+    }
 }
 
 async fn run(args: RunArgs) -> Result<(), String> {
@@ -101,6 +161,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         let _ = stop_tx.send(true);
     });
     tracing::info!(node = %node_name, mode = ?args.mode, "jalur-agent starting");
+    remove_stale(&args);
     let conf = cni_conf(&args);
     reconciler::run(args, node_name, conf, view_rx, stats, stop_rx).await
 }
@@ -110,6 +171,7 @@ fn main() -> ExitCode {
     init_logging(cli.run.log_json);
     let result = match cli.command {
         Some(Command::Uninstall(args)) => uninstall(&args),
+        Some(Command::InstallCni(args)) => install_cni(&args),
         None => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
 /// `NSFS_MAGIC` from `linux/magic.h`: the filesystem of namespace files.
-const NSFS_MAGIC: i64 = 0x6e73_6673;
+const NSFS_MAGIC: u64 = 0x6e73_6673;
 /// `NS_GET_NSTYPE` from `linux/nsfs.h`: `_IO(0xb7, 0x3)`.
 const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
 
@@ -61,11 +61,13 @@ impl NetNs {
         };
         // SAFETY: fstatfs fills a plain-old-data struct we own; the fd is valid.
         let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-        if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } != 0 || st.f_type != NSFS_MAGIC {
+        if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } != 0
+            || st.f_type as u64 != NSFS_MAGIC
+        {
             return Err(not_netns());
         }
         // SAFETY: NS_GET_NSTYPE takes no argument and returns the namespace type.
-        let kind = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE) };
+        let kind = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE as _) };
         if kind != libc::CLONE_NEWNET {
             return Err(not_netns());
         }

@@ -1,0 +1,388 @@
+//! Putting Jalur's files on a node and clearing old ones of its own.
+//!
+//! - [`install`] (`jalur-agent install-cni --from DIR --to DIR`): copies the plugin binaries
+//!   into the node's CNI bin dir, each by temp file in the target dir, fsync and rename, so
+//!   that a kubelet never executes a half-written file. A file whose content (and mode 0755)
+//!   is already right is left alone, so a second run changes nothing.
+//! - [`enable_forwarding`]: IP forwarding on, for the DaemonSet's privileged init step (the
+//!   long-running agent container has a read-only `/proc/sys`).
+//! - [`remove_stale`]: the agent's start-up hygiene: temp files and conflists of older
+//!   versions of itself, found by their names and their `"name"`/`"type"`; nothing else.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::cniconf::{CONFLIST, NETWORK};
+
+/// The binaries `install-cni` copies (and `uninstall --cni-bin-dir` removes).
+pub const PLUGINS: [&str; 2] = ["jalur", "jalur-ipam"];
+
+/// The mode the plugins are installed with.
+const MODE: u32 = 0o755;
+
+/// What happened to one plugin binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Written (it was missing or different).
+    Installed,
+    /// Already identical: not touched.
+    Unchanged,
+}
+
+/// The temp file name used for `name` in its target dir: `.<name>.tmp.<pid>`.
+fn temp_name(name: &str) -> String {
+    format!(".{name}.tmp.{}", std::process::id())
+}
+
+/// Whether `file` is a temp file left by a writer of `name` (`.<name>.tmp.<anything>`).
+fn is_temp_of(file: &OsStr, name: &str) -> bool {
+    file.to_str()
+        .and_then(|f| f.strip_prefix('.'))
+        .and_then(|f| f.strip_prefix(name))
+        .is_some_and(|rest| rest.starts_with(".tmp."))
+}
+
+/// Copies [`PLUGINS`] from `from` into `to` (created if missing). Every source is checked
+/// before anything is written, so a missing one changes nothing. Returns each plugin's
+/// outcome, in [`PLUGINS`] order.
+pub fn install(from: &Path, to: &Path) -> Result<Vec<(&'static str, Outcome)>, String> {
+    let mut sources = Vec::new();
+    for name in PLUGINS {
+        let src = from.join(name);
+        let meta = fs::metadata(&src).map_err(|e| {
+            format!(
+                "cannot install {name}: source {} is missing or unreadable: {e}",
+                src.display()
+            )
+        })?;
+        if !meta.is_file() {
+            return Err(format!(
+                "cannot install {name}: source {} is not a regular file",
+                src.display()
+            ));
+        }
+        sources.push((name, src));
+    }
+    fs::create_dir_all(to).map_err(|e| format!("cannot create {}: {e}", to.display()))?;
+    remove_temps(to, &PLUGINS);
+    let mut outcomes = Vec::new();
+    for (name, src) in sources {
+        let data = fs::read(&src).map_err(|e| format!("cannot read {}: {e}", src.display()))?;
+        let dst = to.join(name);
+        let outcome = if is_same(&dst, &data) {
+            Outcome::Unchanged
+        } else {
+            write_executable(&dst, &data)
+                .map_err(|e| format!("cannot install {}: {e}", dst.display()))?;
+            Outcome::Installed
+        };
+        outcomes.push((name, outcome));
+    }
+    Ok(outcomes)
+}
+
+/// True when `dst` is a regular file with exactly `data` and mode 0755.
+fn is_same(dst: &Path, data: &[u8]) -> bool {
+    match fs::symlink_metadata(dst) {
+        Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o7777 == MODE => {
+            meta.len() == data.len() as u64 && fs::read(dst).is_ok_and(|have| have == data)
+        }
+        _ => false,
+    }
+}
+
+/// Writes `data` to `dst` with mode 0755 by temp file in the same dir, fsync and rename; the
+/// temp file is removed if any step fails.
+fn write_executable(dst: &Path, data: &[u8]) -> io::Result<()> {
+    let dir = dst.parent().unwrap_or(Path::new("."));
+    let name = dst.file_name().and_then(OsStr::to_str).unwrap_or("file");
+    let tmp = dir.join(temp_name(name));
+    let written = (|| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(MODE)
+            .open(&tmp)?;
+        // The umask may have narrowed the mode given at creation.
+        f.set_permissions(fs::Permissions::from_mode(MODE))?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, dst)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
+    fs::File::open(dir)?.sync_all()
+}
+
+/// Removes [`PLUGINS`] (and leftover temp files of them) from `dir`; returns what it
+/// removed. Other files in `dir` stay; a missing file or dir is not an error.
+pub fn uninstall(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut removed = remove_temps(dir, &PLUGINS);
+    for name in PLUGINS {
+        let path = dir.join(name);
+        match fs::remove_file(&path) {
+            Ok(()) => removed.push(path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot remove {}: {e}", path.display())),
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes leftover temp files of `names` in `dir` (from a writer killed mid-copy).
+fn remove_temps(dir: &Path, names: &[&str]) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return removed;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        if names.iter().any(|n| is_temp_of(&file, n)) && fs::remove_file(entry.path()).is_ok() {
+            removed.push(entry.path());
+        }
+    }
+    removed
+}
+
+/// An address family whose forwarding `install-cni --enable-forwarding` turns on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Family {
+    /// `net.ipv4.ip_forward=1`.
+    Ipv4,
+    /// `net.ipv6.conf.all.forwarding=1` (this also stops the node accepting router
+    /// advertisements: ask for it only on IPv6 pod networks).
+    Ipv6,
+}
+
+/// Turns forwarding on for each family (a no-op where it is already on).
+pub fn enable_forwarding(families: &[Family]) -> Result<(), String> {
+    for family in families {
+        let key = match family {
+            Family::Ipv4 => "net/ipv4/ip_forward",
+            Family::Ipv6 => "net/ipv6/conf/all/forwarding",
+        };
+        cni_plugin::net::sysctl::ensure(key, "1").map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Start-up hygiene: removes what older runs or versions of the agent left behind, and returns
+/// what it removed (errors are returned per path and never stop the rest):
+///
+/// - in `conf_dir`: temp files of conflist writes (`.<name>.tmp.<pid>` where the name holds
+///   `jalur`), and CNI configs (`*.conflist`, `*.conf`, `*.json`) other than [`CONFLIST`]
+///   whose `"name"` is `jalur` and that run the `jalur` plugin;
+/// - in `state_dir`: temp files of its own writes there (`.<file>.tmp.<pid>`).
+///
+/// The IPAM store under `<state_dir>/ipam` clears its own temp files under its lock, so it is
+/// not touched here (a plugin may be writing there right now).
+pub fn remove_stale(conf_dir: &Path, state_dir: &Path) -> Vec<(PathBuf, Result<(), String>)> {
+    let mut done = Vec::new();
+    let mut remove = |path: PathBuf| {
+        let result = fs::remove_file(&path).map_err(|e| e.to_string());
+        done.push((path, result));
+    };
+    if let Ok(entries) = fs::read_dir(conf_dir) {
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let Some(name) = file.to_str() else { continue };
+            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+            if !is_file || name == CONFLIST {
+                continue;
+            }
+            if let Some(rest) = name.strip_prefix('.') {
+                if rest.contains(".tmp.") && rest.contains(NETWORK) {
+                    remove(entry.path());
+                }
+            } else if is_cni_config_name(name) && is_ours(&entry.path()) {
+                remove(entry.path());
+            }
+        }
+    }
+    if let Ok(entries) = fs::read_dir(state_dir) {
+        for entry in entries.flatten() {
+            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+            let file = entry.file_name();
+            let temp = file
+                .to_str()
+                .and_then(|n| n.strip_prefix('.'))
+                .is_some_and(|rest| rest.contains(".tmp."));
+            if is_file && temp {
+                remove(entry.path());
+            }
+        }
+    }
+    done
+}
+
+/// The names libcni loads from a conf dir.
+fn is_cni_config_name(name: &str) -> bool {
+    [".conflist", ".conf", ".json"]
+        .iter()
+        .any(|ext| name.ends_with(ext))
+}
+
+/// A config of ours: `"name": "jalur"` and the `jalur` plugin (first in a list, or the
+/// single plugin of a `.conf`).
+fn is_ours(path: &Path) -> bool {
+    let Ok(text) = fs::read_to_string(path) else {
+        return false;
+    };
+    let Ok(conf) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return false;
+    };
+    let runs_jalur = conf["type"] == NETWORK
+        || conf["plugins"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["type"] == NETWORK));
+    conf["name"] == NETWORK && runs_jalur
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn sources(dir: &Path) {
+        for name in PLUGINS {
+            fs::write(dir.join(name), format!("#!/bin/sh\necho {name}\n")).unwrap();
+        }
+    }
+
+    #[test]
+    fn installs_atomically_with_mode_0755_and_only_when_different() {
+        let from = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let to = root.path().join("opt/cni/bin");
+        sources(from.path());
+        // A temp file left by a copy that was killed, and a stranger's file.
+        fs::create_dir_all(&to).unwrap();
+        fs::write(to.join(".jalur.tmp.4242"), "half").unwrap();
+        fs::write(to.join("portmap"), "other").unwrap();
+
+        let first = install(from.path(), &to).unwrap();
+        assert_eq!(
+            first,
+            vec![
+                ("jalur", Outcome::Installed),
+                ("jalur-ipam", Outcome::Installed)
+            ]
+        );
+        for name in PLUGINS {
+            let meta = fs::metadata(to.join(name)).unwrap();
+            assert_eq!(meta.mode() & 0o7777, 0o755, "{name}");
+            assert_eq!(
+                fs::read(to.join(name)).unwrap(),
+                fs::read(from.path().join(name)).unwrap()
+            );
+        }
+        let mut names: Vec<String> = fs::read_dir(&to)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["jalur", "jalur-ipam", "portmap"], "no temp files");
+
+        let mtime = fs::metadata(to.join("jalur")).unwrap().modified().unwrap();
+        let second = install(from.path(), &to).unwrap();
+        assert!(second.iter().all(|(_, o)| *o == Outcome::Unchanged));
+        assert_eq!(
+            fs::metadata(to.join("jalur")).unwrap().modified().unwrap(),
+            mtime
+        );
+
+        // A changed source, or a wrong mode, is written again.
+        fs::write(from.path().join("jalur"), "#!/bin/sh\necho v2\n").unwrap();
+        fs::set_permissions(to.join("jalur-ipam"), fs::Permissions::from_mode(0o644)).unwrap();
+        let third = install(from.path(), &to).unwrap();
+        assert_eq!(
+            third,
+            vec![
+                ("jalur", Outcome::Installed),
+                ("jalur-ipam", Outcome::Installed)
+            ]
+        );
+        assert_eq!(
+            fs::metadata(to.join("jalur-ipam")).unwrap().mode() & 0o7777,
+            0o755
+        );
+        assert_eq!(fs::read(to.join("portmap")).unwrap(), b"other");
+    }
+
+    #[test]
+    fn a_missing_source_is_named_and_nothing_is_written() {
+        let from = tempfile::tempdir().unwrap();
+        let to = tempfile::tempdir().unwrap();
+        fs::write(from.path().join("jalur"), "x").unwrap();
+        let err = install(from.path(), to.path()).unwrap_err();
+        assert!(err.contains("jalur-ipam"), "{err}");
+        assert!(err.contains(&from.path().display().to_string()), "{err}");
+        assert_eq!(fs::read_dir(to.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn start_up_hygiene_removes_only_stale_files_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("net.d");
+        let state = dir.path().join("state");
+        fs::create_dir_all(&conf).unwrap();
+        fs::create_dir_all(state.join("ipam/jalur")).unwrap();
+        let ours = r#"{"cniVersion":"1.0.0","name":"jalur","plugins":[{"type":"jalur"}]}"#;
+        let write = |p: PathBuf, s: &str| fs::write(p, s).unwrap();
+        write(conf.join(CONFLIST), ours);
+        write(conf.join(".10-jalur.conflist.tmp.777"), "{");
+        write(conf.join("05-jalur.conflist"), ours);
+        write(
+            conf.join("10-jalur.conf"),
+            r#"{"cniVersion":"0.4.0","name":"jalur","type":"jalur"}"#,
+        );
+        // Not ours: another network, a config named jalur that runs something else, a
+        // stranger's temp file, a file that is not JSON.
+        write(
+            conf.join("99-other.conflist"),
+            r#"{"cniVersion":"1.0.0","name":"other","plugins":[{"type":"jalur"}]}"#,
+        );
+        write(
+            conf.join("20-bridge.conflist"),
+            r#"{"cniVersion":"1.0.0","name":"jalur","plugins":[{"type":"bridge"}]}"#,
+        );
+        write(conf.join(".87-podman.conflist.tmp.1"), "{");
+        write(conf.join("junk.conf"), "not json");
+        write(state.join("ready"), "ready\n");
+        write(state.join(".ready.tmp.999"), "rea");
+        write(state.join("ipam/jalur/allocations.json.tmp.5"), "{");
+
+        let removed = remove_stale(&conf, &state);
+        assert!(removed.iter().all(|(_, r)| r.is_ok()), "{removed:?}");
+        let mut removed: Vec<PathBuf> = removed.into_iter().map(|(p, _)| p).collect();
+        removed.sort();
+        let mut want = vec![
+            conf.join(".10-jalur.conflist.tmp.777"),
+            conf.join("05-jalur.conflist"),
+            conf.join("10-jalur.conf"),
+            state.join(".ready.tmp.999"),
+        ];
+        want.sort();
+        assert_eq!(removed, want);
+        for kept in [
+            conf.join(CONFLIST),
+            conf.join("99-other.conflist"),
+            conf.join("20-bridge.conflist"),
+            conf.join(".87-podman.conflist.tmp.1"),
+            conf.join("junk.conf"),
+            state.join("ready"),
+            state.join("ipam/jalur/allocations.json.tmp.5"),
+        ] {
+            assert!(kept.exists(), "{} was removed", kept.display());
+        }
+        // Missing dirs are not an error.
+        assert!(remove_stale(&dir.path().join("nope"), &dir.path().join("nope2")).is_empty());
+    }
+}
