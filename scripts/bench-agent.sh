@@ -32,6 +32,7 @@ pid=$!
 
 # The bench cleans up after itself (drop guards, panic hook, SIGINT/SIGTERM); this is the
 # backstop for a bench killed outright: only this run's namespaces, their processes, files.
+# shellcheck disable=SC2317  # called from the EXIT trap
 sweep() {
   local ns p
   for ns in $(ip netns list | awk '{print $1}' | grep "^jt${pid}-" || true); do

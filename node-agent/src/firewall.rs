@@ -13,11 +13,11 @@ pub const TABLE: &str = "jalur";
 
 /// The desired table for this view.
 pub fn spec(args: &RunArgs, nodes: &[NodeInfo]) -> FirewallSpec {
+    // Without --cluster-cidr, the pod network is every node's pod subnets, merged into as few
+    // prefixes as cover exactly them (5000 /24s side by side are a handful of rules, not 5000).
     let cluster: Vec<IpNet> = if args.cluster_cidrs.is_empty() {
-        let mut all: Vec<IpNet> = nodes.iter().flat_map(|n| n.pod_cidrs.clone()).collect();
-        all.sort();
-        all.dedup();
-        all
+        let all: Vec<IpNet> = nodes.iter().flat_map(|n| n.pod_cidrs.clone()).collect();
+        IpNet::aggregate(&all)
     } else {
         args.cluster_cidrs.clone()
     };
@@ -33,5 +33,50 @@ pub fn spec(args: &RunArgs, nodes: &[NodeInfo]) -> FirewallSpec {
         table: TABLE.into(),
         masquerade,
         anti_spoof_ifprefix: Some(HOST_IF_PREFIX.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn node(i: u32) -> NodeInfo {
+        NodeInfo {
+            name: format!("n{i}"),
+            addresses: vec![],
+            pod_cidrs: vec![format!("10.{}.{}.0/24", 100 + i / 256, i % 256)
+                .parse()
+                .unwrap()],
+        }
+    }
+
+    #[test]
+    fn derived_cluster_cidrs_are_merged_into_few_rules() {
+        let args = crate::cli::Cli::parse_from(["jalur-agent"]).run;
+        let nodes: Vec<NodeInfo> = (0..512).map(node).collect();
+        let spec = spec(&args, &nodes);
+        let masq = spec.masquerade.unwrap();
+        let merged: Vec<String> = masq.sources.iter().map(ToString::to_string).collect();
+        assert_eq!(merged, ["10.100.0.0/15"]);
+        assert_eq!(spec.anti_spoof_ifprefix.as_deref(), Some("jl"));
+    }
+
+    #[test]
+    fn no_masquerade_and_extra_cidrs_are_honoured() {
+        let args = crate::cli::Cli::parse_from([
+            "jalur-agent",
+            "--cluster-cidr=10.244.0.0/16",
+            "--no-masquerade-cidr=10.96.0.0/12",
+        ])
+        .run;
+        let masq = spec(&args, &[node(1)]).masquerade.unwrap();
+        assert_eq!(
+            masq.sources,
+            vec!["10.244.0.0/16".parse::<IpNet>().unwrap()]
+        );
+        assert_eq!(masq.no_masquerade.len(), 2);
+        let off = crate::cli::Cli::parse_from(["jalur-agent", "--no-masquerade"]).run;
+        assert!(spec(&off, &[node(1)]).masquerade.is_none());
     }
 }

@@ -6,8 +6,9 @@
 //! 1. Scale: a node namespace on an underlay (192.168.0.2/16, so thousands of peers are
 //!    on-link), a NodeList with the node and N peers, `jalur-agent` started in file mode in
 //!    the node; timed from spawn until the kernel holds every peer route (the last peer's
-//!    route looked up every 2 ms, then the whole set confirmed by a netlink dump). Once with on-link peers (direct routes), once with
-//!    off-link peers (VXLAN). Then the agent's resident memory.
+//!    route looked up every 2 ms, then the whole set confirmed by a netlink dump). Once with
+//!    on-link peers (direct routes), once with off-link peers (VXLAN); the direct routes also
+//!    added by `ip -batch` for the kernel's floor. Then the agent's resident memory.
 //! 2. One change: with the largest N programmed (direct), the NodeList is rewritten (temp +
 //!    rename) with one more peer, and the time until its route is in the kernel is split into
 //!    the wait for the file source's next poll (seen as the jump of the agent's read bytes in
@@ -294,8 +295,7 @@ impl Drop for Agent {
     }
 }
 
-/// One peer of the generated NodeList. Peer `i` (1-based; the node itself is 0) owns
-/// 10.<i/256>.<i%256>.0/24; its address is on the node's /16 (direct) or off it (VXLAN).
+/// A minimal Node object: name, pod CIDR, InternalIP.
 fn node_object(name: &str, ip: Ipv4Addr, cidr: &str) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Node",
@@ -308,6 +308,7 @@ fn node_object(name: &str, ip: Ipv4Addr, cidr: &str) -> Value {
     })
 }
 
+/// Peer `i`'s pod subnet (1-based; the node itself is 0): 10.<i/256>.<i%256>.0/24.
 fn pod_net(i: usize) -> Ipv4Addr {
     assert!(i < 65536, "peer index out of 10.0.0.0/8 /24s");
     Ipv4Addr::new(10, (i / 256) as u8, (i % 256) as u8, 0)
@@ -512,7 +513,10 @@ fn route_dst(rt: &[u8]) -> Option<Ipv4Addr> {
     None
 }
 
+/// Peer `i`'s InternalIP: on the node's 192.168.0.0/16 (direct), or off it in 172.16.0.0/16
+/// (VXLAN).
 fn peer_ip(i: usize, overlay: bool) -> Ipv4Addr {
+    assert!(i < 250 * 250, "peer index out of the address plan");
     let (hi, lo) = ((i / 250) as u8, (i % 250) as u8 + 2);
     if overlay {
         Ipv4Addr::new(172, 16, hi, lo)
@@ -662,6 +666,38 @@ struct ScaleResult {
     dump_ms: f64,
     file_bytes: usize,
     errors: Vec<String>,
+}
+
+/// The kernel's floor for the direct routes of `n` peers: the same routes added by one
+/// `ip -batch` (one request and ack per route, as the agent does) to a fresh node, each via
+/// its peer's address, or all via one shared gateway (`shared_gw`) for comparison.
+fn kernel_floor(work: &Path, n: usize, shared_gw: bool) -> (BenchNode, Duration) {
+    let tag = format!("f{n}{}", if shared_gw { "s" } else { "d" });
+    let mut node = BenchNode::new(work, &tag, false);
+    let batch: String = (1..=n)
+        .map(|i| {
+            let gw = if shared_gw {
+                peer_ip(1, false)
+            } else {
+                peer_ip(i, false)
+            };
+            format!("route replace {} via {gw} dev ul0 proto 74\n", pod_cidr(i))
+        })
+        .collect();
+    let path = node.dir.join("routes.batch");
+    std::fs::write(&path, batch).expect("write the batch");
+    std::thread::sleep(SETTLE);
+    check_interrupted();
+    let t = Instant::now();
+    let status = Command::new("ip")
+        .args(["-n", &node.ns.name, "-batch"])
+        .arg(&path)
+        .status()
+        .expect("run ip -batch");
+    let took = t.elapsed();
+    assert!(status.success(), "ip -batch failed");
+    assert_eq!(node.peer_routes(), n, "ip -batch added every route");
+    (node, took)
 }
 
 fn scale_run(work: &Path, bin_dir: &Path, n: usize, overlay: bool) -> (BenchNode, ScaleResult) {
@@ -1095,6 +1131,7 @@ fn main() {
     let mut retired = Vec::new();
     let mut change_node = None;
     let mut samples = Vec::new();
+    let mut floors: Vec<(usize, bool, Duration)> = Vec::new();
     let largest = *sizes.iter().max().expect("sizes");
     for overlay in [false, true] {
         for &n in sizes {
@@ -1104,6 +1141,16 @@ fn main() {
             );
             let (mut node, r) = scale_run(&work.0, &bin_dir, n, overlay);
             results.push(r);
+            if !overlay {
+                let (floor_node, took) = kernel_floor(&work.0, n, false);
+                retired.push(floor_node);
+                floors.push((n, false, took));
+                if n == largest {
+                    let (floor_node, took) = kernel_floor(&work.0, n, true);
+                    retired.push(floor_node);
+                    floors.push((n, true, took));
+                }
+            }
             if !overlay && n == largest {
                 change_node = Some(node);
             } else {
@@ -1153,13 +1200,25 @@ fn main() {
         if let (Some(p), Some(t)) = (r.parsed, r.routes) {
             println!(
                 "where the time goes ({} peers, direct): spawn→file parsed {:.0} ms, parsed→all routes seen {:.0} ms \
-                 (≈{:.0} µs per route, the agent sends one netlink request and waits for its ack per route)",
+                 (≈{:.0} µs per route; the agent sends one netlink request per route and waits for its ack)",
                 r.peers,
                 ms(p),
                 ms(t - p),
                 (t - p).as_secs_f64() * 1e6 / r.peers as f64
             );
         }
+    }
+    for (n, shared, took) in &floors {
+        println!(
+            "kernel floor, {n} routes by ip -batch (request + ack each), {:<30} {:>5.0} ms  ({:.0} µs per route)",
+            if *shared {
+                "all via one shared gateway:"
+            } else {
+                "each via its peer (as the agent):"
+            },
+            ms(*took),
+            took.as_secs_f64() * 1e6 / *n as f64
+        );
     }
 
     println!(

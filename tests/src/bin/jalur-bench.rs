@@ -643,6 +643,14 @@ fn print_ratio(label: &str, value: Option<f64>, unit: &str, target: f64) {
     }
 }
 
+/// The 1-minute load average: other work on the machine skews every number.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
 fn usage() -> ! {
     eprintln!(
         "usage: jalur-bench [--quick]\n\
@@ -713,8 +721,9 @@ fn main() {
     let par_size = if quick { 20 } else { 50 };
 
     println!(
-        "jalur-bench: {} CPUs, kernel {}, plugins from {}, CNI {CNI_VERSION}{}",
+        "jalur-bench: {} CPUs (load average {}), kernel {}, plugins from {}, CNI {CNI_VERSION}{}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average(),
         std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .unwrap_or_default()
             .trim(),
@@ -768,6 +777,7 @@ fn main() {
         p50(&baseline),
         percentile(&baseline, 95.0)
     );
+    println!("load average at the end: {}", load_average());
     println!("\n== Targets ==");
     for (n, rows) in &seq_tables {
         let jalur = find(rows, Subject::Jalur).expect("jalur row");
