@@ -1,4 +1,4 @@
-//! The store's lock: an `flock` on a lock file, taken with a bounded, polling wait.
+//! The store's lock: an `flock` on a lock file, taken with a bounded wait.
 //!
 //! Each acquisition opens its own file description, so two [`Store`](crate::Store) values in
 //! one process (or two threads sharing one) exclude each other exactly like two processes.
@@ -9,15 +9,11 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
-
-/// First pause between two attempts.
-const BACKOFF_START: Duration = Duration::from_micros(50);
-/// Longest pause between two attempts.
-const BACKOFF_MAX: Duration = Duration::from_millis(2);
 
 /// Shared (readers) or exclusive (read-modify-write).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,42 +44,53 @@ pub(crate) fn open_lock_file(path: &Path) -> Result<File> {
         })
 }
 
-/// Takes the lock on `path`, polling with `LOCK_NB` and an exponential backoff (50 µs up to
-/// 2 ms) until `timeout` has passed, then [`Error::LockTimeout`].
+fn flock(file: &File, op: libc::c_int) -> io::Result<()> {
+    loop {
+        // SAFETY: flock on a descriptor we own; no memory is passed.
+        if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err);
+        }
+    }
+}
+
+/// Takes the lock on `path`, or [`Error::LockTimeout`] after `timeout`.
+///
+/// An uncontended lock is taken at once. A contended one is waited for with a *blocking*
+/// `flock` on a helper thread, so the kernel hands the lock over the moment it is released
+/// (polling would leave it idle between tries while a queue of plugins sleeps). If the wait
+/// times out, the helper thread releases the lock as soon as it gets it.
 pub(crate) fn acquire(path: &Path, mode: Mode, timeout: Duration) -> Result<LockGuard> {
     let file = open_lock_file(path)?;
     let op = match mode {
         Mode::Shared => libc::LOCK_SH,
         Mode::Exclusive => libc::LOCK_EX,
-    } | libc::LOCK_NB;
-    let deadline = Instant::now() + timeout;
-    let mut pause = BACKOFF_START;
-    loop {
-        // SAFETY: flock on a descriptor we own; no memory is passed.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
-        if rc == 0 {
-            return Ok(LockGuard { _file: file });
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::EWOULDBLOCK) => {}
-            _ => {
-                return Err(Error::Io {
-                    op: "cannot lock",
-                    path: path.to_owned(),
-                    source: err,
-                })
-            }
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(Error::LockTimeout {
-                path: path.to_owned(),
-                timeout,
-            });
-        }
-        thread::sleep(pause.min(deadline - now));
-        pause = (pause * 2).min(BACKOFF_MAX);
+    };
+    let io_err = |source| Error::Io {
+        op: "cannot lock",
+        path: path.to_owned(),
+        source,
+    };
+    match flock(&file, op | libc::LOCK_NB) {
+        Ok(()) => return Ok(LockGuard { _file: file }),
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {}
+        Err(e) => return Err(io_err(e)),
+    }
+    let (tx, rx) = mpsc::sync_channel(1);
+    thread::spawn(move || {
+        let result = flock(&file, op).map(|()| file);
+        // If the waiter gave up, the send fails and the file (and lock) is dropped here.
+        let _ = tx.send(result);
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(file)) => Ok(LockGuard { _file: file }),
+        Ok(Err(e)) => Err(io_err(e)),
+        Err(_) => Err(Error::LockTimeout {
+            path: path.to_owned(),
+            timeout,
+        }),
     }
 }
