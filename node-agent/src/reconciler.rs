@@ -79,7 +79,13 @@ fn sync_once(
     let started = Instant::now();
     let me = nodes.iter().find(|n| n.name == node_name);
     if me.is_none() {
-        tracing::warn!(node = node_name, "this node is not in the cluster view yet");
+        // Without its own Node the agent cannot tell right from wrong: it changes nothing
+        // (a node briefly missing from the view must not tear down its pods' routes).
+        tracing::warn!(
+            node = node_name,
+            "this node is not in the cluster view; leaving the kernel as it is"
+        );
+        return;
     }
     let result = sync::sync(&mut state.nl, me, nodes, args.mode).map_err(|e| e.to_string());
     let result = result.and_then(|(plan, changes)| {
