@@ -166,7 +166,8 @@ fn metrics_and_health_are_served() {
     };
     assert!(get("/healthz").starts_with("HTTP/1.1 200"));
     // The readiness mark is written inside the sync; the metrics follow right after it.
-    assert!(wait_until(Duration::from_secs(5), || get("/readyz").starts_with("HTTP/1.1 200")));
+    assert!(wait_until(Duration::from_secs(5), || get("/readyz")
+        .starts_with("HTTP/1.1 200")));
     let m = get("/metrics");
     assert!(m.contains("jalur_peers{mode=\"direct\"} 1"), "{m}");
     assert!(m.contains("jalur_peers{mode=\"vxlan\"} 1"), "{m}");
