@@ -5,6 +5,7 @@
 //! Everything a test makes lives in namespaces it made, named uniquely per process and test,
 //! and is removed on drop, also when the test fails. Tests need root.
 
+pub mod bench;
 pub mod cluster;
 pub mod conflist;
 pub mod fake_apiserver;

@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use cni_plugin::net::{NetNs, JALUR_ROUTE_PROTOCOL};
+use jalur_tests::bench::{ms, verdict, WorkDir};
 use jalur_tests::cluster::Cluster;
 use jalur_tests::{sh, Netns};
 use serde_json::{json, Value};
@@ -86,7 +87,7 @@ fn ns_prefix() -> String {
 
 /// This run's files (also `TMPDIR` for the cluster fixture's temp dir).
 fn work_dir() -> PathBuf {
-    PathBuf::from(format!("/var/tmp/jalur-agent-bench-{}", std::process::id()))
+    WorkDir::path_for("jalur-agent-bench")
 }
 
 /// Deletes whatever of this run is left: the processes inside namespaces `jt<pid>-*`, those
@@ -113,27 +114,6 @@ fn sweep() -> usize {
     left
 }
 
-/// The work dir; removed on drop.
-struct WorkDir(PathBuf);
-
-impl WorkDir {
-    fn create() -> WorkDir {
-        let dir = work_dir();
-        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-        WorkDir(dir)
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
 /// Nearest-rank percentile.
 fn percentile(samples: &[f64], p: f64) -> f64 {
     let mut sorted = samples.to_vec();
@@ -148,14 +128,6 @@ fn median(samples: &[f64]) -> f64 {
 
 fn max(samples: &[f64]) -> f64 {
     samples.iter().copied().fold(f64::MIN, f64::max)
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met {
-        "target met"
-    } else {
-        "target missed"
-    }
 }
 
 /// A file written by someone else, read as it grows, line by line (the agent's JSON log).
@@ -1079,7 +1051,7 @@ fn main() {
             bin_dir.display()
         );
     }
-    let work = WorkDir::create();
+    let work = WorkDir::create("jalur-agent-bench");
     // Still one thread: the fixtures find the plugins and put their temp dirs by these.
     std::env::set_var("JALUR_BIN_DIR", &bin_dir);
     std::env::set_var("TMPDIR", &work.0);

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use cni_plugin::attachment::{self, GATEWAY_V4, HOST_MAC};
 use cni_plugin::net::{Neighbour, NetNs, Netlink, Route, VethSpec};
+use jalur_tests::bench::{ms, verdict, WorkDir};
 use jalur_tests::{Netns, Node};
 use serde_json::{json, Value};
 
@@ -71,7 +72,7 @@ fn ns_prefix() -> String {
 
 /// This run's files.
 fn work_dir() -> PathBuf {
-    PathBuf::from(format!("/var/tmp/jalur-bench-{}", std::process::id()))
+    WorkDir::path_for("jalur-bench")
 }
 
 /// Deletes whatever of this run is left: namespaces named `jt<pid>-*` and the work dir.
@@ -90,23 +91,6 @@ fn sweep() -> Vec<String> {
     }
     let _ = std::fs::remove_dir_all(work_dir());
     left
-}
-
-/// The work dir; removed on drop.
-struct WorkDir(PathBuf);
-
-impl WorkDir {
-    fn create() -> WorkDir {
-        let dir = work_dir();
-        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-        WorkDir(dir)
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn netns_inode(path: &str) -> u64 {
@@ -570,10 +554,6 @@ fn parallel(env: &Env, subject: Subject, n: usize, retired: &mut Vec<Netns>) -> 
     measured
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
 /// Nearest-rank percentile, in ms.
 fn percentile(samples: &[Duration], p: f64) -> f64 {
     let mut sorted = samples.to_vec();
@@ -623,14 +603,6 @@ fn print_table(title: &str, rows: &[Row], parallel: bool) {
 
 fn find(rows: &[Row], subject: Subject) -> Option<&Measured> {
     rows.iter().find(|r| r.subject == subject).map(|r| &r.m)
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met {
-        "target met"
-    } else {
-        "target missed"
-    }
 }
 
 fn print_ratio(label: &str, value: Option<f64>, unit: &str, target: f64) {
@@ -705,7 +677,7 @@ fn main() {
         bin_dir.display()
     );
     let have_ptp = Path::new(PTP).is_file() && Path::new(HOST_LOCAL).is_file();
-    let work = WorkDir::create();
+    let work = WorkDir::create("jalur-bench");
     let env = Env {
         cni_path: format!("{}:/usr/lib/cni", bin_dir.display()),
         bin_dir,
