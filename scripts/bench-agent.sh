@@ -27,28 +27,6 @@ fi
 
 cargo build --release --locked -p node-agent -p cni-plugin -p jalur-tests
 
-target/release/jalur-agent-bench "$@" &
-pid=$!
-
-# The bench cleans up after itself (drop guards, panic hook, SIGINT/SIGTERM); this is the
-# backstop for a bench killed outright: only this run's namespaces, their processes, files.
-# shellcheck disable=SC2317  # called from the EXIT trap
-sweep() {
-  local ns p
-  for ns in $(ip netns list | awk '{print $1}' | grep "^jt${pid}-" || true); do
-    for p in $(ip netns pids "$ns" 2>/dev/null || true); do
-      kill -9 "$p" 2>/dev/null || true
-    done
-    ip netns del "$ns" 2>/dev/null || true
-  done
-  rm -rf "/var/tmp/jalur-agent-bench-${pid}"
-}
-trap sweep EXIT
-trap 'kill -TERM "$pid" 2>/dev/null || true' INT TERM
-
-status=0
-while :; do
-  wait "$pid" && status=0 || status=$?
-  kill -0 "$pid" 2>/dev/null || break  # wait returned because of a signal: wait again
-done
-exit "$status"
+# shellcheck source=scripts/lib/bench-run.sh
+. scripts/lib/bench-run.sh
+run_bench jalur-agent-bench "$@"

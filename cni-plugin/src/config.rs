@@ -96,26 +96,8 @@ pub struct IpamConf {
     pub data_dir: Option<PathBuf>,
     /// The legacy single-range form of host-local: `subnet` (with `rangeStart`, `rangeEnd`,
     /// `gateway`) directly in the section.
-    #[serde(flatten)]
-    pub legacy: LegacyRange,
-}
-
-/// The legacy host-local form: one range written directly in the IPAM section.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LegacyRange {
-    /// The range's subnet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subnet: Option<String>,
-    /// First address to hand out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub range_start: Option<String>,
-    /// Last address to hand out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub range_end: Option<String>,
-    /// The subnet's gateway (never handed out).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gateway: Option<String>,
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub legacy: Option<RangeConf>,
 }
 
 /// One range of a range set.
@@ -176,14 +158,7 @@ impl IpamConf {
     /// mixed within a set, no overlaps).
     pub fn pool(&self) -> Result<ipam::Pool> {
         let mut sets = self.ranges.clone();
-        if let Some(subnet) = &self.legacy.subnet {
-            sets.push(vec![RangeConf {
-                subnet: subnet.clone(),
-                range_start: self.legacy.range_start.clone(),
-                range_end: self.legacy.range_end.clone(),
-                gateway: self.legacy.gateway.clone(),
-            }]);
-        }
+        sets.extend(self.legacy.iter().map(|r| vec![r.clone()]));
         if sets.is_empty() {
             return Err(Error::InvalidConfig(
                 "ipam.ranges is empty: give at least one range, e.g. [[{\"subnet\": \"10.244.0.0/24\"}]]"
@@ -283,6 +258,10 @@ mod tests {
         assert_eq!(conf.other["someVendorField"]["a"], 1);
         let ipam = conf.ipam().unwrap();
         assert!(ipam.is_in_process());
+        assert!(
+            ipam.legacy.is_none(),
+            "no legacy range without a top-level subnet"
+        );
         assert_eq!(ipam.ranges.len(), 2);
         assert_eq!(
             ipam.ranges[0][0].range_start.as_deref(),
@@ -297,7 +276,7 @@ mod tests {
     fn legacy_subnet_form_is_a_range_set() {
         let conf = NetConf::parse(br#"{"cniVersion":"0.3.1","name":"n","type":"jalur","ipam":{"type":"jalur-ipam","subnet":"10.9.0.0/24"}}"#).unwrap();
         let ipam = conf.ipam().unwrap();
-        assert_eq!(ipam.legacy.subnet.as_deref(), Some("10.9.0.0/24"));
+        assert_eq!(ipam.legacy.as_ref().unwrap().subnet, "10.9.0.0/24");
         assert_eq!(ipam.data_dir(), PathBuf::from(DEFAULT_DATA_DIR));
         ipam.pool().unwrap();
     }
