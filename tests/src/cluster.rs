@@ -319,6 +319,21 @@ impl Cluster {
         &self.pods.iter().find(|p| p.2.name == name).expect("pod").2
     }
 
+    /// Gives every node's underlay link a line rate, as a NIC has (`tbf` on the bridge ports
+    /// facing the nodes, so it shapes what each node receives), or takes it away (`None`).
+    pub fn set_link_rate(&self, gbit: Option<u32>) {
+        for i in 1..=self.nodes.len() {
+            let br = if i < 3 { &self.bridges[0] } else { &self.bridges[1] };
+            match gbit {
+                // A 512 KiB burst passes 64 KiB GSO packets whole (tbf would split larger ones).
+                Some(g) => br.exec(&format!(
+                    "tc qdisc replace dev n{i} root tbf rate {g}gbit burst 512k latency 5ms"
+                )),
+                None => br.exec(&format!("tc qdisc del dev n{i} root")),
+            };
+        }
+    }
+
     /// Routes with proto 74 in node `i`, as `ip route` prints them (both families).
     pub fn agent_routes(&self, i: usize) -> String {
         let n = &self.nodes[i].ns.name;

@@ -14,9 +14,8 @@
 //!    the wait for the file source's next poll (seen as the jump of the agent's read bytes in
 //!    /proc/<pid>/io), reading + parsing the file (the agent's "nodes file read" log line), and
 //!    the sync up to the route (a lookup of the route every 1 ms).
-//! 3. Throughput: iperf3 on the simulated cluster (`jalur_tests::cluster::Cluster`, agents in
-//!    auto mode): underlay node1→node2 beside pod→pod direct, underlay node1→node3 (through the
-//!    router) beside pod→pod over VXLAN.
+//! 3. Throughput (`throughput.rs`): iperf3 pod→pod beside node→node on the simulated cluster,
+//!    direct and over VXLAN, with the underlay link-bound (shaped as a NIC) and CPU-bound.
 //!
 //! Everything made (namespaces `jt<pid>-*`, the agents and iperf3 inside them, files under
 //! `/var/tmp/jalur-agent-bench-<pid>/`) is removed at the end: by drop guards, by the panic
@@ -33,9 +32,10 @@ use std::time::{Duration, Instant};
 
 use cni_plugin::net::{NetNs, JALUR_ROUTE_PROTOCOL};
 use jalur_tests::bench::{ms, verdict, WorkDir};
-use jalur_tests::cluster::Cluster;
 use jalur_tests::{sh, Netns};
 use serde_json::{json, Value};
+
+mod throughput;
 
 /// The agent's metrics port inside each node namespace (its loopback is the node's own).
 const METRICS_ADDR: &str = "127.0.0.1:19644";
@@ -58,14 +58,12 @@ const NO_LOG_FALLBACK: Duration = Duration::from_secs(5);
 const SETTLE: Duration = Duration::from_millis(500);
 /// How long after its sync the agent's memory is read.
 const RSS_SETTLE: Duration = Duration::from_secs(1);
-const IPERF_PORT: &str = "5201";
 
 // Targets (the project's).
 const TARGET_SCALE_S: f64 = 1.0;
 const TARGET_SCALE_PEERS: usize = 5000;
 const TARGET_RSS_MB: f64 = 40.0;
 const TARGET_CHANGE_MS: f64 = 100.0;
-const TARGET_RATIO: f64 = 0.97;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -878,217 +876,8 @@ fn print_scale(results: &[ScaleResult]) {
     }
 }
 
-/// A process killed (and reaped) on drop.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-/// `iperf3 -s -1` in `server`, `iperf3 -c ip -t secs -J` from `client`: bits/s received.
-fn iperf(server: &Netns, client: &Netns, ip: &str, secs: u32) -> f64 {
-    check_interrupted();
-    let mut srv = Reaped(
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &server.name,
-                "iperf3",
-                "-s",
-                "-1",
-                "-p",
-                IPERF_PORT,
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start iperf3 -s"),
-    );
-    let listening = jalur_tests::cluster::wait_until(Duration::from_secs(5), || {
-        let (_, out) = server.try_exec(&format!("ss -Hltn sport = :{IPERF_PORT}"));
-        !out.trim().is_empty()
-    });
-    assert!(listening, "iperf3 server in {} did not listen", server.name);
-    let out = Command::new("timeout")
-        .arg((secs + 20).to_string())
-        .args([
-            "ip",
-            "netns",
-            "exec",
-            &client.name,
-            "iperf3",
-            "-c",
-            ip,
-            "-p",
-            IPERF_PORT,
-        ])
-        .args(["-t", &secs.to_string(), "-J"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run iperf3 -c");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("iperf3 -c {ip} output is not JSON ({e}): {text}"));
-    let bps = v["end"]["sum_received"]["bits_per_second"]
-        .as_f64()
-        .unwrap_or_else(|| panic!("iperf3 -c {ip} gave no sum_received: {text}"));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline && srv.0.try_wait().ok().flatten().is_none() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    bps
-}
-
-/// `ip route get` of `ip` from the node: the path the kernel picks.
-fn route_get(ns: &Netns, ip: &str) -> String {
-    let (_, out) = ns.try_exec(&format!("ip route get {ip}"));
-    out.lines().next().unwrap_or("").trim().to_owned()
-}
-
-fn throughput(secs: u32, rounds: usize) {
-    println!(
-        "\n== 3. Throughput: iperf3, {secs} s per run, {rounds} round(s), median of rounds =="
-    );
-    let mut c = Cluster::new("tp", 77, "auto");
-    c.start_agents();
-    let (p1, _, _) = c.add_pod(0, "tp-p1");
-    let (p2, ip2, _) = c.add_pod(1, "tp-p2");
-    let (p3, ip3, _) = c.add_pod(2, "tp-p3");
-    for (from, to) in [(&p1, &ip2), (&p1, &ip3)] {
-        let ok = jalur_tests::cluster::wait_until(Duration::from_secs(15), || {
-            check_interrupted();
-            c.pod(from).try_exec(&format!("ping -c1 -W1 {to}")).0
-        });
-        assert!(ok, "pod {from} cannot reach {to}:\n{}", c.agent_routes(0));
-    }
-    let (n1, n2, n3) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
-    println!("paths from node1:");
-    for ip in [&n2.ip, &ip2, &n3.ip, &ip3] {
-        println!("  {}", route_get(&n1.ns, ip));
-    }
-    let pod_mtu = c.pod(&p1).exec("cat /sys/class/net/eth0/mtu");
-    let ul_mtu = n1.ns.exec("cat /sys/class/net/eth0/mtu");
-    println!("MTU: underlay {}, pods {}", ul_mtu.trim(), pod_mtu.trim());
-    let mut rows: [Vec<f64>; 4] = Default::default();
-    for round in 0..rounds {
-        eprintln!("  running: iperf3 round {}/{rounds}", round + 1);
-        rows[0].push(iperf(&n2.ns, &n1.ns, &n2.ip, secs));
-        rows[1].push(iperf(c.pod(&p2), c.pod(&p1), &ip2, secs));
-        rows[2].push(iperf(&n3.ns, &n1.ns, &n3.ip, secs));
-        rows[3].push(iperf(c.pod(&p3), c.pod(&p1), &ip3, secs));
-    }
-    let labels = [
-        "underlay node1 -> node2",
-        "pod -> pod, direct (node1 -> node2)",
-        "underlay node1 -> node3 (via router)",
-        "pod -> pod, vxlan (node1 -> node3)",
-    ];
-    let gbit: Vec<f64> = rows.iter().map(|r| median(r) / 1e9).collect();
-    for (label, (g, r)) in labels.iter().zip(gbit.iter().zip(&rows)) {
-        let each: Vec<String> = r.iter().map(|b| format!("{:.2}", b / 1e9)).collect();
-        println!(
-            "{label:<40} {g:>7.2} Gbit/s   (rounds: {})",
-            each.join(", ")
-        );
-    }
-    for (label, pod, ul) in [
-        ("pod/underlay, direct", gbit[1], gbit[0]),
-        ("pod/underlay, vxlan", gbit[3], gbit[2]),
-    ] {
-        let ratio = pod / ul;
-        println!(
-            "{label:<40} {ratio:>7.3}          (target >= {TARGET_RATIO})  {}",
-            verdict(ratio >= TARGET_RATIO)
-        );
-    }
-}
-
-fn usage() -> ! {
-    eprintln!(
-        "usage: jalur-agent-bench [--quick]\n\
-         \n\
-         Times jalur-agent programming N peers (N = 1000, 5000), following one NodeList change,\n\
-         its memory, and pod vs underlay throughput (iperf3), in network namespaces.\n\
-         Needs root; use scripts/bench-agent.sh.\n\
-         --quick   N = 200, 5 changes, one 1 s iperf3 round (smoke run); full: 10 changes, 5 rounds of 3 s"
-    );
-    std::process::exit(2);
-}
-
-fn main() {
-    let mut quick = false;
-    for arg in std::env::args().skip(1) {
-        match arg.as_str() {
-            "--quick" => quick = true,
-            _ => usage(),
-        }
-    }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!(
-            "jalur-agent-bench needs root (it makes network namespaces): sudo scripts/bench-agent.sh"
-        );
-        std::process::exit(1);
-    }
-
-    let bin_dir = std::env::var_os("JALUR_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let exe = std::env::current_exe().expect("own path");
-            exe.parent().expect("bin dir").to_owned()
-        });
-    for bin in ["jalur-agent", "jalur"] {
-        assert!(
-            bin_dir.join(bin).is_file(),
-            "no {bin} binary in {} (build with cargo build --release -p node-agent -p cni-plugin)",
-            bin_dir.display()
-        );
-    }
-    let work = WorkDir::create("jalur-agent-bench");
-    // Still one thread: the fixtures find the plugins and put their temp dirs by these.
-    std::env::set_var("JALUR_BIN_DIR", &bin_dir);
-    std::env::set_var("TMPDIR", &work.0);
-
-    // Release builds abort on panic, so drop guards would not run: clean up in the hook.
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        default_hook(info);
-        let left = sweep();
-        eprintln!("jalur-agent-bench: cleaned up after failure ({left} namespaces)");
-    }));
-    let handler = on_signal as extern "C" fn(libc::c_int);
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
-    }
-
-    let sizes: &[usize] = if quick { &[200] } else { &[1000, 5000] };
-    let reps = if quick { 5 } else { 10 };
-    let (iperf_secs, rounds) = if quick { (1, 1) } else { (3, 5) };
-    println!(
-        "jalur-agent-bench: {} CPUs, kernel {}, load {}, agent from {}{}",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .unwrap_or_default()
-            .trim(),
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" "),
-        bin_dir.display(),
-        if quick { ", --quick" } else { "" }
-    );
-
+/// Parts 1 and 2: the scale runs, the kernel's floor and the single changes.
+fn scale_and_change(work: &Path, bin_dir: &Path, sizes: &[usize], reps: usize, quick: bool) {
     println!("\n== 1. Scale: from the agent's spawn until the kernel holds every peer route ==");
     println!("NodeList of minimal Node objects (name, podCIDRs, InternalIP); node 192.168.0.2/16;");
     println!(
@@ -1113,14 +902,14 @@ fn main() {
                 "  running: scale {n} peers {}",
                 if overlay { "vxlan" } else { "direct" }
             );
-            let (mut node, r) = scale_run(&work.0, &bin_dir, n, overlay);
+            let (mut node, r) = scale_run(work, bin_dir, n, overlay);
             results.push(r);
             if !overlay {
-                let (floor_node, took) = kernel_floor(&work.0, n, false);
+                let (floor_node, took) = kernel_floor(work, n, false);
                 retired.push(floor_node);
                 floors.push((n, false, took));
                 if n == largest {
-                    let (floor_node, took) = kernel_floor(&work.0, n, true);
+                    let (floor_node, took) = kernel_floor(work, n, true);
                     retired.push(floor_node);
                     floors.push((n, true, took));
                 }
@@ -1263,6 +1052,105 @@ fn main() {
     eprintln!("  cleaning up the scale nodes");
     drop(retired);
     std::thread::sleep(SETTLE * 2);
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: jalur-agent-bench [--quick] [--throughput-only]\n\
+         \n\
+         Times jalur-agent programming N peers (N = 1000, 5000), following one NodeList change,\n\
+         its memory, and pod vs underlay throughput (iperf3), in network namespaces.\n\
+         Needs root; use scripts/bench-agent.sh.\n\
+         --quick            N = 200, 5 changes, one 1 s iperf3 pair per path and setting (smoke run);\n\
+                            full: 10 changes, 2 s iperf3 runs, 3 pairs link-bound and 9 CPU-bound\n\
+         --throughput-only  only part 3, the iperf3 comparison"
+    );
+    std::process::exit(2);
+}
+
+fn main() {
+    let (mut quick, mut throughput_only) = (false, false);
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "--throughput-only" => throughput_only = true,
+            _ => usage(),
+        }
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "jalur-agent-bench needs root (it makes network namespaces): sudo scripts/bench-agent.sh"
+        );
+        std::process::exit(1);
+    }
+
+    let bin_dir = std::env::var_os("JALUR_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let exe = std::env::current_exe().expect("own path");
+            exe.parent().expect("bin dir").to_owned()
+        });
+    for bin in ["jalur-agent", "jalur"] {
+        assert!(
+            bin_dir.join(bin).is_file(),
+            "no {bin} binary in {} (build with cargo build --release -p node-agent -p cni-plugin)",
+            bin_dir.display()
+        );
+    }
+    let work = WorkDir::create("jalur-agent-bench");
+    // Still one thread: the fixtures find the plugins and put their temp dirs by these.
+    std::env::set_var("JALUR_BIN_DIR", &bin_dir);
+    std::env::set_var("TMPDIR", &work.0);
+
+    // Release builds abort on panic, so drop guards would not run: clean up in the hook.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        let left = sweep();
+        eprintln!("jalur-agent-bench: cleaned up after failure ({left} namespaces)");
+    }));
+    let handler = on_signal as extern "C" fn(libc::c_int);
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+    }
+
+    let sizes: &[usize] = if quick { &[200] } else { &[1000, 5000] };
+    let reps = if quick { 5 } else { 10 };
+    let throughput_plan = if quick {
+        throughput::Plan {
+            secs: 1,
+            link_pairs: 1,
+            cpu_pairs: 1,
+        }
+    } else {
+        throughput::Plan {
+            secs: 2,
+            link_pairs: 3,
+            cpu_pairs: 9,
+        }
+    };
+    println!(
+        "jalur-agent-bench: {} CPUs, kernel {}, load {}, agent from {}{}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim(),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        bin_dir.display(),
+        if quick { ", --quick" } else { "" }
+    );
+
+    if !throughput_only {
+        scale_and_change(&work.0, &bin_dir, sizes, reps, quick);
+    }
 
     if Command::new("iperf3")
         .arg("--version")
@@ -1271,7 +1159,7 @@ fn main() {
         .status()
         .is_ok_and(|s| s.success())
     {
-        throughput(iperf_secs, rounds);
+        throughput::run(&throughput_plan);
     } else {
         println!("\n== 3. Throughput: skipped, iperf3 is not installed (Debian iperf3) ==");
     }
