@@ -30,8 +30,9 @@ pub fn gateway_for(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// FNV-1a, 64 bit: stable across releases and platforms (the name is a contract with DEL).
-fn fnv1a(bytes: &[u8]) -> u64 {
+/// FNV-1a, 64 bit: stable across releases and platforms. Names derived from it are
+/// contracts: a host end's name with DEL, an IPv6 node's VTEP MAC with every peer.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
     })

@@ -4,8 +4,9 @@
 //! subnet) or the overlay, and lists the routes, VXLAN forwarding entries and neighbours that
 //! make every pod subnet reachable. Nothing here touches the kernel.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
+use cni_plugin::attachment::fnv1a;
 use cni_plugin::net::{FdbEntry, Route};
 use ipnet::IpNet;
 
@@ -17,9 +18,14 @@ pub const VXLAN_DEVICE: &str = "jalur.vxlan";
 pub const VNI: u32 = 4097;
 /// VXLAN UDP port (IANA).
 pub const VXLAN_PORT: u16 = 4789;
-/// Encapsulation overhead over an IPv4 underlay: outer IPv4 (20) + UDP (8) + VXLAN (8) +
-/// inner Ethernet (14).
-pub const VXLAN_OVERHEAD: u32 = 50;
+/// Encapsulation overhead: outer IPv4 (20) or IPv6 (40), UDP (8), VXLAN (8), inner
+/// Ethernet (14).
+pub fn vxlan_overhead(underlay: IpAddr) -> u32 {
+    match underlay {
+        IpAddr::V4(_) => 50,
+        IpAddr::V6(_) => 70,
+    }
+}
 
 /// How peers are routed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -79,8 +85,9 @@ pub struct Vtep {
 /// The overlay's desired state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OverlayPlan {
-    /// The local endpoint's underlay address.
-    pub local: Ipv4Addr,
+    /// The local endpoint's underlay address: the node's IPv4 InternalIP, else its IPv6 one.
+    /// Peers are reached at their address of the same family.
+    pub local: IpAddr,
     /// Its MAC.
     pub mac: [u8; 6],
     /// Its own tunnel addresses (the network address of each local pod subnet, /32 or /128).
@@ -96,7 +103,7 @@ pub struct Plan {
     pub own_cidrs: Vec<IpNet>,
     /// Routes (proto 74): blackholes for the own subnets, and one per peer subnet.
     pub routes: Vec<Route>,
-    /// The overlay, when the mode allows it and the node has an IPv4 underlay address.
+    /// The overlay, when the mode allows it.
     pub overlay: Option<OverlayPlan>,
     /// Each peer's routing decision, by node name.
     pub peers: Vec<(String, PeerRoute)>,
@@ -105,10 +112,25 @@ pub struct Plan {
 }
 
 /// A VTEP MAC derived from the node's underlay address, so every peer computes the same
-/// one without publishing it: `0e:4a:` + the four address bytes.
-pub fn vtep_mac(ip: Ipv4Addr) -> [u8; 6] {
-    let o = ip.octets();
-    [0x0e, 0x4a, o[0], o[1], o[2], o[3]]
+/// one without publishing it. IPv4: `0e:4a:` + the four address bytes. IPv6: `0a:` + 40 bits
+/// of the address's FNV-1a hash (two nodes of 5000 share one with a chance of about 1 in
+/// 100 000). Both locally administered unicast, and the two never meet.
+pub fn vtep_mac(ip: IpAddr) -> [u8; 6] {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            [0x0e, 0x4a, o[0], o[1], o[2], o[3]]
+        }
+        IpAddr::V6(v6) => {
+            let h = fnv1a(&v6.octets()).to_be_bytes();
+            [0x0a, h[3], h[4], h[5], h[6], h[7]]
+        }
+    }
+}
+
+/// The overlay endpoint address a node uses: its IPv4 InternalIP, else its IPv6 one.
+pub fn overlay_endpoint(node: &NodeInfo) -> Option<IpAddr> {
+    node.address(false).or_else(|| node.address(true))
 }
 
 /// A node's tunnel address in one of its pod subnets: the subnet's network address.
@@ -134,10 +156,10 @@ pub fn plan(
     overlay_index: Option<u32>,
 ) -> Plan {
     let overlay_possible = mode != Mode::Direct;
-    let pod_mtu = if overlay_possible {
-        underlay.mtu.saturating_sub(VXLAN_OVERHEAD)
-    } else {
-        underlay.mtu
+    let local = me.and_then(overlay_endpoint);
+    let pod_mtu = match (overlay_possible, local) {
+        (true, Some(ip)) => underlay.mtu.saturating_sub(vxlan_overhead(ip)),
+        _ => underlay.mtu,
     };
     let mut out = Plan {
         own_cidrs: Vec::new(),
@@ -152,11 +174,7 @@ pub fn plan(
     out.own_cidrs = me.pod_cidrs.clone();
     out.routes
         .extend(me.pod_cidrs.iter().map(|c| blackhole(*c)));
-    let local_v4 = match me.address(false) {
-        Some(IpAddr::V4(a)) => Some(a),
-        _ => None,
-    };
-    let mut overlay = match (overlay_possible, local_v4) {
+    let mut overlay = match (overlay_possible, local) {
         (true, Some(local)) => Some(OverlayPlan {
             local,
             mac: vtep_mac(local),
@@ -216,10 +234,21 @@ fn route_peer(
         }
         return PeerRoute::Direct;
     }
-    let (Some(overlay), Some(IpAddr::V4(remote))) = (overlay, peer.address(false)) else {
+    let Some(overlay) = overlay else {
         return PeerRoute::Unroutable(
-            "it needs the overlay, which needs IPv4 node addresses on both ends".into(),
+            "it needs the overlay, and this node has no InternalIP to be its endpoint".into(),
         );
+    };
+    let Some(remote) = peer.address(overlay.local.is_ipv6()) else {
+        return PeerRoute::Unroutable(format!(
+            "it needs the overlay, and has no {} InternalIP to match this node's endpoint {}",
+            if overlay.local.is_ipv6() {
+                "IPv6"
+            } else {
+                "IPv4"
+            },
+            overlay.local
+        ));
     };
     let mac = vtep_mac(remote);
     let tunnel_ips: Vec<IpAddr> = peer.pod_cidrs.iter().map(tunnel_ip).collect();
@@ -229,10 +258,7 @@ fn route_peer(
         }
     }
     overlay.peers.push(Vtep {
-        fdb: FdbEntry {
-            mac,
-            dst: IpAddr::V4(remote),
-        },
+        fdb: FdbEntry { mac, dst: remote },
         tunnel_ips,
     });
     PeerRoute::Vxlan
@@ -317,6 +343,62 @@ mod tests {
             .iter()
             .all(|(_, r)| matches!(r, PeerRoute::Unroutable(_))));
         assert_eq!(p.routes.len(), 1, "only the blackhole");
+    }
+
+    #[test]
+    fn ipv6_only_nodes_tunnel_over_ipv6_with_its_larger_overhead() {
+        let n = vec![
+            node("a", "fd00:49::2", "fd00:244:1::/64"),
+            node("b", "fd00:49::3", "fd00:244:2::/64"),
+            node("c", "fd00:50::4", "fd00:244:3::/64"),
+        ];
+        let ul = Underlay {
+            prefixes: vec!["fd00:49::/64".parse().unwrap()],
+            ..underlay()
+        };
+        let p = plan(Some(&n[0]), &n, &ul, Mode::Auto, Some(9));
+        assert_eq!(p.peers[0], ("b".into(), PeerRoute::Direct));
+        assert_eq!(p.peers[1], ("c".into(), PeerRoute::Vxlan));
+        assert_eq!(p.pod_mtu, 1430);
+        let o = p.overlay.unwrap();
+        assert_eq!(o.local.to_string(), "fd00:49::2");
+        assert_eq!(o.tunnel_addrs[0].to_string(), "fd00:244:1::/128");
+        assert_eq!(o.peers[0].fdb.dst.to_string(), "fd00:50::4");
+        assert_eq!(o.peers[0].fdb.mac, vtep_mac("fd00:50::4".parse().unwrap()));
+        let descr: Vec<String> = p.routes.iter().map(Route::describe).collect();
+        assert_eq!(
+            descr[2],
+            "fd00:244:3::/64 via fd00:244:3:: dev 9 onlink proto 74"
+        );
+    }
+
+    #[test]
+    fn vtep_macs_are_locally_administered_unicast_and_apart_by_family() {
+        let v4 = vtep_mac("10.1.2.3".parse().unwrap());
+        let a = vtep_mac("fd00:1::5".parse().unwrap());
+        let b = vtep_mac("fd00:2::5".parse().unwrap());
+        assert_eq!(v4, [0x0e, 0x4a, 10, 1, 2, 3]);
+        assert_ne!(
+            a, b,
+            "addresses that differ outside their last bytes get other MACs"
+        );
+        for mac in [v4, a, b] {
+            assert_eq!(mac[0] & 0b11, 0b10, "locally administered, unicast");
+        }
+        assert_ne!(a[0], v4[0]);
+    }
+
+    #[test]
+    fn a_peer_without_an_address_of_the_endpoints_family_is_unroutable() {
+        let n = vec![
+            node("a", "192.168.49.2", "10.244.1.0/24"),
+            node("c", "fd00:50::4", "10.244.3.0/24"),
+        ];
+        let p = plan(Some(&n[0]), &n, &underlay(), Mode::Auto, Some(9));
+        let PeerRoute::Unroutable(why) = &p.peers[0].1 else {
+            panic!("{:?}", p.peers[0]);
+        };
+        assert!(why.contains("no IPv4 InternalIP"), "{why}");
     }
 
     #[test]

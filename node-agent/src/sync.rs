@@ -16,7 +16,7 @@ use ipnet::IpNet;
 
 use crate::cluster::NodeInfo;
 use crate::plan::{
-    self, Mode, OverlayPlan, Plan, Underlay, VNI, VXLAN_DEVICE, VXLAN_OVERHEAD, VXLAN_PORT,
+    self, vxlan_overhead, Mode, OverlayPlan, Plan, Underlay, VNI, VXLAN_DEVICE, VXLAN_PORT,
 };
 
 /// What one sync changed.
@@ -85,19 +85,18 @@ pub fn discover_underlay(nl: &mut Netlink, me: Option<&NodeInfo>) -> Result<Unde
 }
 
 fn vxlan_spec(overlay: &OverlayPlan, underlay: &Underlay) -> VxlanSpec {
+    let mtu = underlay.mtu.saturating_sub(vxlan_overhead(overlay.local));
     VxlanSpec {
         name: VXLAN_DEVICE.into(),
         vni: VNI,
         port: VXLAN_PORT,
         local: overlay.local,
         underlay_index: underlay.index,
-        mtu: underlay.mtu.saturating_sub(VXLAN_OVERHEAD),
+        mtu,
         mac: overlay.mac,
         alias: format!(
-            "jalur vni={VNI} port={VXLAN_PORT} local={} dev={} mtu={}",
-            overlay.local,
-            underlay.name,
-            underlay.mtu.saturating_sub(VXLAN_OVERHEAD)
+            "jalur vni={VNI} port={VXLAN_PORT} local={} dev={} mtu={mtu}",
+            overlay.local, underlay.name
         ),
     }
 }

@@ -323,7 +323,11 @@ impl Cluster {
     /// facing the nodes, so it shapes what each node receives), or takes it away (`None`).
     pub fn set_link_rate(&self, gbit: Option<u32>) {
         for i in 1..=self.nodes.len() {
-            let br = if i < 3 { &self.bridges[0] } else { &self.bridges[1] };
+            let br = if i < 3 {
+                &self.bridges[0]
+            } else {
+                &self.bridges[1]
+            };
             match gbit {
                 // A 512 KiB burst passes 64 KiB GSO packets whole (tbf would split larger ones).
                 Some(g) => br.exec(&format!(

@@ -1,6 +1,6 @@
 //! The overlay: a VXLAN device and its forwarding (FDB) entries.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use netlink_packet_core::{NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
@@ -13,7 +13,8 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::{format_mac, NetError, Netlink};
 
-/// A VXLAN device over an IPv4 underlay, learning off: every remote endpoint is programmed.
+/// A VXLAN device over an IPv4 or IPv6 underlay, learning off: every remote endpoint is
+/// programmed (with an address of the local one's family).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VxlanSpec {
     /// Device name.
@@ -23,7 +24,7 @@ pub struct VxlanSpec {
     /// UDP destination port.
     pub port: u16,
     /// The local underlay address (source of encapsulated packets).
-    pub local: Ipv4Addr,
+    pub local: IpAddr,
     /// Index of the underlay interface.
     pub underlay_index: u32,
     /// MTU of the device (the underlay's less the encapsulation overhead).
@@ -57,7 +58,10 @@ impl Netlink {
             LinkInfo::Kind(InfoKind::Vxlan),
             LinkInfo::Data(InfoData::Vxlan(vec![
                 InfoVxlan::Id(spec.vni),
-                InfoVxlan::Local(spec.local),
+                match spec.local {
+                    IpAddr::V4(a) => InfoVxlan::Local(a),
+                    IpAddr::V6(a) => InfoVxlan::Local6(a),
+                },
                 InfoVxlan::Link(spec.underlay_index),
                 InfoVxlan::Port(spec.port),
                 InfoVxlan::Learning(false),
