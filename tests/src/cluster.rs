@@ -10,6 +10,9 @@
 //! ```
 //! Node i owns pod subnets 10.<net>.i.0/24 and fd00:<net>:i::/64. Every namespace, process
 //! and file is the fixture's own and is removed on drop.
+//!
+//! [`Cluster::new_ipv6_only`] builds the same shape with IPv6 only: subnets fd00:<a>::/64 and
+//! fd00:<b>::/64 (router ::1, nodes ::2, ::3 and ::4), pod subnets fd00:<net>:i::/64.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -29,9 +32,9 @@ pub struct SimNode {
     pub name: String,
     /// Its namespace.
     pub ns: Netns,
-    /// Its underlay IPv4 address.
+    /// Its underlay address: IPv4, or IPv6 in an IPv6-only cluster.
     pub ip: String,
-    /// Its underlay IPv6 address, when on a subnet that has IPv6.
+    /// Its underlay IPv6 address besides an IPv4 `ip`, when on a subnet that has IPv6.
     pub ip6: Option<String>,
     /// Its pod subnets.
     pub pod_cidrs: Vec<String>,
@@ -70,6 +73,15 @@ impl Cluster {
     /// messages (each cluster is isolated anyway): subnets 192.168.<net>.0/24 (A),
     /// 192.168.<net+100>.0/24 (B), pods 10.<net>.i.0/24.
     pub fn new(tag: &str, net: u8, mode: &str) -> Cluster {
+        Self::build(tag, net, mode, false)
+    }
+
+    /// The same shape with IPv6 only: no IPv4 address on any node, IPv6 pod subnets only.
+    pub fn new_ipv6_only(tag: &str, net: u8, mode: &str) -> Cluster {
+        Self::build(tag, net, mode, true)
+    }
+
+    fn build(tag: &str, net: u8, mode: &str, v6_only: bool) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("jalur-cluster")
             .tempdir()
@@ -95,6 +107,8 @@ impl Cluster {
         }
         sh(&format!(
             "ip -n {rt} addr add fd00:{a}::1/64 dev leg0 nodad && \
+             ip -n {rt} addr add fd00:{b}::1/64 dev leg1 nodad && \
+             ip netns exec {rt} sysctl -qw net.ipv6.conf.all.forwarding=1 && \
              ip -n {rt} link add ext type veth peer name eth0 netns {out} && \
              ip -n {rt} addr add 172.31.{a}.1/24 dev ext && ip -n {rt} link set ext up && \
              ip -n {out} addr add 172.31.{a}.2/24 dev eth0 && ip -n {out} link set eth0 up && \
@@ -111,22 +125,42 @@ impl Cluster {
                 (b, 4, &bridges[1])
             };
             let ns = Netns::new(&format!("{tag}-n{i}"));
-            let ip = format!("192.168.{subnet}.{host}");
-            let ip6 = (i < 3).then(|| format!("fd00:{a}::{host}"));
             sh(&format!(
                 "ip -n {n} link add eth0 type veth peer name n{i} netns {br} && \
-                 ip -n {br} link set n{i} master br0 up && \
-                 ip -n {n} addr add {ip}/24 dev eth0 && ip -n {n} link set eth0 up && \
-                 ip -n {n} route add default via 192.168.{subnet}.1",
+                 ip -n {br} link set n{i} master br0 up && ip -n {n} link set eth0 up",
                 n = ns.name,
                 br = br.name
             ));
-            if let Some(ip6) = &ip6 {
+            let (ip, ip6) = if v6_only {
+                let ip = format!("fd00:{subnet}::{host}");
                 sh(&format!(
-                    "ip -n {} addr add {ip6}/64 dev eth0 nodad",
-                    ns.name
+                    "ip -n {n} addr add {ip}/64 dev eth0 nodad && \
+                     ip -n {n} -6 route add default via fd00:{subnet}::1",
+                    n = ns.name
                 ));
-            }
+                (ip, None)
+            } else {
+                let ip = format!("192.168.{subnet}.{host}");
+                sh(&format!(
+                    "ip -n {n} addr add {ip}/24 dev eth0 && \
+                     ip -n {n} route add default via 192.168.{subnet}.1",
+                    n = ns.name
+                ));
+                let ip6 = (i < 3).then(|| format!("fd00:{a}::{host}"));
+                if let Some(ip6) = &ip6 {
+                    sh(&format!(
+                        "ip -n {} addr add {ip6}/64 dev eth0 nodad",
+                        ns.name
+                    ));
+                }
+                (ip, ip6)
+            };
+            let v6_cidr = format!("fd00:{net}:{i}::/64");
+            let pod_cidrs = if v6_only {
+                vec![v6_cidr]
+            } else {
+                vec![format!("10.{net}.{i}.0/24"), v6_cidr]
+            };
             let name = format!("node{i}");
             let node_dir = dir.path().join(&name);
             nodes.push(SimNode {
@@ -134,7 +168,7 @@ impl Cluster {
                 ns,
                 ip,
                 ip6,
-                pod_cidrs: vec![format!("10.{net}.{i}.0/24"), format!("fd00:{net}:{i}::/64")],
+                pod_cidrs,
                 conf_dir: node_dir.join("net.d"),
                 state_dir: node_dir.join("state"),
                 agent: None,
@@ -281,8 +315,8 @@ impl Cluster {
         }
     }
 
-    /// Makes a pod on node `i` with the conflist its agent wrote; returns (netns name, IPv4,
-    /// IPv6).
+    /// Makes a pod on node `i` with the conflist its agent wrote; returns (netns name, its
+    /// first address: IPv4 where it has one, its IPv6 address beside an IPv4 one).
     pub fn add_pod(&mut self, i: usize, name: &str) -> (String, String, Option<String>) {
         let pod = Netns::new(name);
         let cid = format!("{}-{}", self.net, pod.name);
@@ -303,15 +337,15 @@ impl Cluster {
                     .to_owned()
             })
             .collect();
-        let v4 = ips
-            .iter()
-            .find(|ip| !ip.contains(':'))
-            .cloned()
-            .expect("an IPv4 address");
+        let v4 = ips.iter().find(|ip| !ip.contains(':')).cloned();
         let v6 = ips.iter().find(|ip| ip.contains(':')).cloned();
+        let (first, v6) = match v4 {
+            Some(v4) => (v4, v6),
+            None => (v6.expect("an address"), None),
+        };
         let ns_name = pod.name.clone();
         self.pods.push((i, cid, pod, result));
-        (ns_name, v4, v6)
+        (ns_name, first, v6)
     }
 
     /// The pod namespace called `name` (as returned by [`add_pod`](Self::add_pod)).

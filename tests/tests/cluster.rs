@@ -125,3 +125,52 @@ fn the_largest_df_packet_passes_and_one_byte_more_does_not_on_direct_and_overlay
         assert!(!ok, "a {}-byte DF ping to {dst} passed: {out}", largest + 1);
     }
 }
+
+#[test]
+fn ipv6_only_nodes_reach_each_other_directly_and_over_an_ipv6_overlay() {
+    require_root();
+    let mut c = Cluster::new_ipv6_only("six", 64, "auto");
+    c.start_agents();
+    let mtu = c.conflist(0).list["plugins"][0]["mtu"].as_u64().unwrap();
+    assert_eq!(mtu, 1430, "underlay 1500 less VXLAN's overhead over IPv6");
+    let (a1, _, _) = c.add_pod(0, "a1");
+    let (_, ip_a2, _) = c.add_pod(0, "a2");
+    let (_, ip_b, _) = c.add_pod(1, "b");
+    let (_, ip_c, _) = c.add_pod(2, "c");
+    assert!(ip_c.starts_with("fd00:64:3::"), "{ip_c}");
+    let device = c.nodes[0].ns.exec("ip -d link show jalur.vxlan");
+    assert!(device.contains("local fd00:64::2"), "{device}");
+    let pod = c.pod(&a1);
+    let largest = mtu - 48; // IPv6 + ICMPv6 headers
+    for dst in [&ip_a2, &ip_b, &ip_c] {
+        pod.exec(&format!("ping -6 -M do -s {largest} -c 2 -W 2 {dst}"));
+    }
+    let (ok, out) = pod.try_exec(&format!(
+        "ping -6 -M do -s {} -c 1 -W 2 {ip_c}",
+        largest + 1
+    ));
+    assert!(
+        !ok,
+        "a {}-byte DF ping to {ip_c} passed: {out}",
+        largest + 1
+    );
+    // IPv6 picks the source of an ICMP error by longest prefix, so a node answers from its
+    // underlay or its tunnel address: each hop must be one of that node's own addresses.
+    let addrs = |i: usize| c.nodes[i].ns.exec("ip -6 -o addr show scope global");
+    let path = |dst: &str, via: &[usize]| {
+        let hops = hops(pod, dst);
+        assert_eq!(hops.len(), via.len() + 1, "to {dst}: {hops:?}");
+        assert_eq!(hops[via.len()], dst, "to {dst}: {hops:?}");
+        for (hop, node) in hops.iter().zip(via) {
+            let own = addrs(*node);
+            assert!(
+                own.contains(&format!(" {hop}/")),
+                "to {dst}: hop {hop} is not node{}'s: {own}",
+                node + 1
+            );
+        }
+    };
+    path(&ip_a2, &[0]);
+    path(&ip_b, &[0, 1]);
+    path(&ip_c, &[0, 2]);
+}
