@@ -71,15 +71,11 @@ pub async fn serve(listener: TcpListener, stats: SharedStats) {
         };
         let stats = stats.clone();
         tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            let n =
-                match tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut buf))
-                    .await
-                {
-                    Ok(Ok(n)) => n,
-                    _ => return,
-                };
-            let request = String::from_utf8_lossy(&buf[..n]);
+            let limit = std::time::Duration::from_secs(5);
+            let Ok(Some(head)) = tokio::time::timeout(limit, read_head(&mut conn)).await else {
+                return;
+            };
+            let request = String::from_utf8_lossy(&head);
             let path = request.split_whitespace().nth(1).unwrap_or("/");
             let snapshot = stats.lock().map(|s| s.clone()).unwrap_or_default();
             let (code, kind, body) = respond(path, &snapshot);
@@ -94,8 +90,25 @@ pub async fn serve(listener: TcpListener, stats: SharedStats) {
             );
             let _ = conn.write_all(head.as_bytes()).await;
             let _ = conn.write_all(body.as_bytes()).await;
+            let _ = conn.shutdown().await;
         });
     }
+}
+
+/// Reads a request's head, up to its blank line. The whole head must be read: a socket
+/// closed with unread bytes answers with a reset, and the client may lose the response.
+/// None: the peer closed first, or the head is over 8 KiB.
+async fn read_head(conn: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = conn.read(&mut buf).await.ok()?;
+        if n == 0 || head.len() + n > 8192 {
+            return None;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    Some(head)
 }
 
 /// Binds the metrics address.
@@ -123,5 +136,34 @@ mod tests {
         assert_eq!(respond("/readyz", &stats).0, 200);
         assert_eq!(respond("/readyz", &Stats::default()).0, 503);
         assert_eq!(respond("/nope", &stats).0, 404);
+    }
+
+    /// bash's `printf "GET / HTTP/1.0\r\n\r\n" >&3` writes the request in two pieces. A server
+    /// that answers the first and closes with the second unread sends a reset, which can cost
+    /// the client the response: it must wait for the blank line.
+    #[tokio::test]
+    async fn a_request_split_across_writes_gets_its_whole_response_and_a_clean_close() {
+        use tokio::net::TcpStream;
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stats: SharedStats = Arc::new(Mutex::new(Stats {
+            ready: true,
+            ..Stats::default()
+        }));
+        let server = tokio::spawn(serve(listener, stats));
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        conn.write_all(b"GET /readyz HTTP/1.0\r\n").await.unwrap();
+        let mut byte = [0u8; 1];
+        let early =
+            tokio::time::timeout(std::time::Duration::from_millis(100), conn.read(&mut byte)).await;
+        assert!(early.is_err(), "answered before the blank line: {early:?}");
+        conn.write_all(b"\r\n").await.unwrap();
+        let mut response = String::new();
+        conn.read_to_string(&mut response)
+            .await
+            .expect("the response up to a clean end of stream");
+        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+        assert!(response.ends_with("\r\n\r\nready\n"), "{response}");
+        server.abort();
     }
 }
