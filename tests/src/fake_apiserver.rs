@@ -338,31 +338,20 @@ impl FakeApiServer {
 
     /// Waits up to `timeout` for `cond` to hold on the request log; true if it did.
     pub fn wait_for_request(&self, timeout: Duration, cond: impl Fn(&[String]) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut st = self.inner.lock();
-        loop {
-            if cond(&st.log) {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            st = self
-                .inner
-                .cond
-                .wait_timeout(st, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+        self.wait_for(timeout, |st| cond(&st.log))
     }
 
     /// Waits up to `timeout` until at least `n` watches are open; true if they were.
     pub fn wait_for_watches(&self, n: usize, timeout: Duration) -> bool {
+        self.wait_for(timeout, |st| st.watches.len() >= n)
+    }
+
+    /// Waits up to `timeout`, woken by every change of the state, until `cond` holds.
+    fn wait_for(&self, timeout: Duration, cond: impl Fn(&State) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
         let mut st = self.inner.lock();
         loop {
-            if st.watches.len() >= n {
+            if cond(&st) {
                 return true;
             }
             let now = Instant::now();

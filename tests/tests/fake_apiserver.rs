@@ -131,14 +131,21 @@ fn add(server: &FakeApiServer, n: &str, octet: u8) {
     ));
 }
 
-#[test]
-fn kube_watcher_follows_drops_expiry_and_outage() {
+/// A fake API server holding nodes n1 and n2, and a kubeconfig for it in a temp dir (kept
+/// as long as the returned guard).
+fn two_nodes_and_a_kubeconfig() -> (FakeApiServer, tempfile::TempDir, std::path::PathBuf) {
     let server = FakeApiServer::start(loopback()).unwrap();
     add(&server, "n1", 1);
     add(&server, "n2", 2);
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     server.kubeconfig(&kubeconfig).unwrap();
+    (server, dir, kubeconfig)
+}
+
+#[test]
+fn kube_watcher_follows_drops_expiry_and_outage() {
+    let (server, _dir, kubeconfig) = two_nodes_and_a_kubeconfig();
 
     runtime().block_on(async {
         tokio::time::timeout(Duration::from_secs(50), async {
@@ -260,12 +267,7 @@ fn kube_watcher_follows_drops_expiry_and_outage() {
 
 #[test]
 fn kube_patches_and_a_selected_watch() {
-    let server = FakeApiServer::start(loopback()).unwrap();
-    add(&server, "n1", 1);
-    add(&server, "n2", 2);
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.kubeconfig(&kubeconfig).unwrap();
+    let (server, _dir, kubeconfig) = two_nodes_and_a_kubeconfig();
 
     runtime().block_on(async {
         tokio::time::timeout(Duration::from_secs(40), async {

@@ -13,15 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use cni_plugin::net::nft::{self, FirewallSpec, Masquerade, JALUR_TABLE};
 use ipnet::IpNet;
-
-fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "kernel tests need root: run `sudo ./scripts/test.sh`"
-    );
-}
+use jalur_tests::{require_root, sh, try_sh};
 
 /// Runs `f` on a new thread inside a new, empty network namespace of its own (with `lo` up).
 fn in_private_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
@@ -43,25 +35,6 @@ fn in_private_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
-}
-
-/// Runs a shell command in the calling thread's namespace, returning (success, output).
-fn try_sh(cmd: &str) -> (bool, String) {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .output()
-        .expect("run sh");
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
-}
-
-/// Runs a shell command in the calling thread's namespace, panicking if it fails.
-fn sh(cmd: &str) -> String {
-    let (ok, text) = try_sh(cmd);
-    assert!(ok, "`{cmd}` failed: {text}");
-    text
 }
 
 /// `nft -f -` with `script` on stdin.
