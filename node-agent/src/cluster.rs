@@ -15,6 +15,9 @@ pub struct NodeInfo {
     pub addresses: Vec<IpAddr>,
     /// `spec.podCIDRs` (or `spec.podCIDR`).
     pub pod_cidrs: Vec<IpNet>,
+    /// `metadata.creationTimestamp`, in Unix seconds (a NodeList file may lack it). Decides
+    /// which of two Nodes claiming the same addresses keeps them (see `claims`).
+    pub created: Option<i64>,
 }
 
 impl NodeInfo {
@@ -47,10 +50,16 @@ impl NodeInfo {
                     .collect()
             })
             .unwrap_or_default();
+        let created = node
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.as_second());
         Some(NodeInfo {
             name,
             addresses,
             pod_cidrs,
+            created,
         })
     }
 
@@ -88,11 +97,13 @@ mod tests {
         let json = r#"{"apiVersion":"v1","kind":"NodeList","items":[
           {"metadata":{"name":"b"},"spec":{"podCIDR":"10.244.2.0/24"},
            "status":{"addresses":[{"type":"Hostname","address":"b"},{"type":"InternalIP","address":"192.168.49.3"}]}},
-          {"metadata":{"name":"a"},"spec":{"podCIDRs":["10.244.1.0/24","fd00:244:1::/64"]},
+          {"metadata":{"name":"a","creationTimestamp":"2024-05-01T10:00:00Z"},"spec":{"podCIDRs":["10.244.1.0/24","fd00:244:1::/64"]},
            "status":{"addresses":[{"type":"InternalIP","address":"192.168.49.2"}]}}]}"#;
         let nodes = parse_node_list(json).unwrap();
         assert_eq!(nodes[0].name, "a");
         assert_eq!(nodes[0].pod_cidrs.len(), 2);
+        assert_eq!(nodes[0].created, Some(1_714_557_600));
+        assert_eq!(nodes[1].created, None);
         assert_eq!(nodes[1].pod_cidrs[0].to_string(), "10.244.2.0/24");
         assert_eq!(nodes[1].address(false).unwrap().to_string(), "192.168.49.3");
         let yaml = "items:\n- metadata: {name: c}\n  spec: {podCIDR: 10.244.3.0/24}\n";

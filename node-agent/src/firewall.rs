@@ -6,18 +6,17 @@ use cni_plugin::net::nft::{FirewallSpec, Masquerade};
 use ipnet::IpNet;
 
 use crate::cli::RunArgs;
-use crate::cluster::NodeInfo;
 
 /// The table's name (family `inet`).
 pub const TABLE: &str = "jalur";
 
-/// The desired table for this view.
-pub fn spec(args: &RunArgs, nodes: &[NodeInfo]) -> FirewallSpec {
+/// The desired table. `pod_network` is every pod subnet the plan believes (a rejected claim
+/// such as `0.0.0.0/0` must not turn masquerade off).
+pub fn spec(args: &RunArgs, pod_network: &[IpNet]) -> FirewallSpec {
     // Without --cluster-cidr, the pod network is every node's pod subnets, merged into as few
     // prefixes as cover exactly them (5000 /24s side by side are a handful of rules, not 5000).
     let cluster: Vec<IpNet> = if args.cluster_cidrs.is_empty() {
-        let all: Vec<IpNet> = nodes.iter().flat_map(|n| n.pod_cidrs.clone()).collect();
-        IpNet::aggregate(&all)
+        IpNet::aggregate(&pod_network.to_vec())
     } else {
         args.cluster_cidrs.clone()
     };
@@ -41,20 +40,16 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    fn node(i: u32) -> NodeInfo {
-        NodeInfo {
-            name: format!("n{i}"),
-            addresses: vec![],
-            pod_cidrs: vec![format!("10.{}.{}.0/24", 100 + i / 256, i % 256)
-                .parse()
-                .unwrap()],
-        }
+    fn node(i: u32) -> IpNet {
+        format!("10.{}.{}.0/24", 100 + i / 256, i % 256)
+            .parse()
+            .unwrap()
     }
 
     #[test]
     fn derived_cluster_cidrs_are_merged_into_few_rules() {
         let args = crate::cli::Cli::parse_from(["jalur-agent"]).run;
-        let nodes: Vec<NodeInfo> = (0..512).map(node).collect();
+        let nodes: Vec<IpNet> = (0..512).map(node).collect();
         let spec = spec(&args, &nodes);
         let masq = spec.masquerade.unwrap();
         let merged: Vec<String> = masq.sources.iter().map(ToString::to_string).collect();

@@ -13,8 +13,10 @@ use tokio::net::TcpListener;
 pub struct Stats {
     /// The node can serve pods (own subnet known, routes in place, conflist written).
     pub ready: bool,
-    /// Peers per routing mode label (`direct`, `vxlan`, `unroutable`).
+    /// Peers per routing mode label (`direct`, `vxlan`, `unroutable`, `rejected`).
     pub peers: Vec<(&'static str, usize)>,
+    /// Nodes whose claims are rejected (this node for its own pod CIDRs), with the rule.
+    pub rejected: Vec<(String, &'static str)>,
     /// Routes the agent owns.
     pub routes: usize,
     /// Completed syncs.
@@ -36,13 +38,24 @@ fn render(stats: &Stats) -> String {
         out,
         "# HELP jalur_peers Peer nodes by how they are routed.\n# TYPE jalur_peers gauge"
     );
-    for mode in ["direct", "vxlan", "unroutable"] {
+    for mode in ["direct", "vxlan", "unroutable", "rejected"] {
         let n = stats
             .peers
             .iter()
             .find(|(m, _)| *m == mode)
             .map_or(0, |(_, n)| *n);
         let _ = writeln!(out, "jalur_peers{{mode=\"{mode}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP jalur_rejected_claims Nodes whose claim broke a rule, by node and rule.\n# TYPE jalur_rejected_claims gauge"
+    );
+    for (node, rule) in &stats.rejected {
+        let node = node.replace('\\', "\\\\").replace('"', "\\\"");
+        let _ = writeln!(
+            out,
+            "jalur_rejected_claims{{node=\"{node}\",rule=\"{rule}\"}} 1"
+        );
     }
     let _ = writeln!(out, "# HELP jalur_routes Routes the agent owns (proto 74).\n# TYPE jalur_routes gauge\njalur_routes {}", stats.routes);
     let _ = writeln!(out, "# HELP jalur_syncs_total Completed syncs.\n# TYPE jalur_syncs_total counter\njalur_syncs_total {}", stats.syncs);
@@ -124,7 +137,8 @@ mod tests {
     fn renders_prometheus_text_and_readiness() {
         let stats = Stats {
             ready: true,
-            peers: vec![("direct", 2), ("vxlan", 1)],
+            peers: vec![("direct", 2), ("vxlan", 1), ("rejected", 1)],
+            rejected: vec![("evil".into(), "too-broad")],
             routes: 4,
             ..Stats::default()
         };
@@ -132,6 +146,8 @@ mod tests {
         assert_eq!(code, 200);
         assert!(body.contains("jalur_peers{mode=\"direct\"} 2"));
         assert!(body.contains("jalur_peers{mode=\"unroutable\"} 0"));
+        assert!(body.contains("jalur_peers{mode=\"rejected\"} 1"));
+        assert!(body.contains("jalur_rejected_claims{node=\"evil\",rule=\"too-broad\"} 1"));
         assert!(body.contains("jalur_routes 4"));
         assert_eq!(respond("/readyz", &stats).0, 200);
         assert_eq!(respond("/readyz", &Stats::default()).0, 503);

@@ -2,7 +2,8 @@
 //!
 //! It decides, per peer, direct routing (the peer's address is on a directly connected
 //! subnet) or the overlay, and lists the routes, VXLAN forwarding entries and neighbours that
-//! make every pod subnet reachable. Nothing here touches the kernel.
+//! make every pod subnet reachable. Only claims that pass the rules of [`claims`] are
+//! routed. Nothing here touches the kernel.
 
 use std::net::IpAddr;
 
@@ -10,6 +11,7 @@ use cni_plugin::attachment::fnv1a;
 use cni_plugin::net::{FdbEntry, Route};
 use ipnet::IpNet;
 
+use crate::claims::{self, Local, Rejection};
 use crate::cluster::NodeInfo;
 
 /// The overlay device's name.
@@ -38,6 +40,15 @@ pub enum Mode {
     Vxlan,
 }
 
+/// What the operator decides: how peers are routed and where pods may live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// How peers are routed.
+    pub mode: Mode,
+    /// `--cluster-cidr`: the pod network (empty: not given; see `claims`).
+    pub cluster_cidrs: Vec<IpNet>,
+}
+
 /// The local side of the underlay: the interface holding the node's address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Underlay {
@@ -60,6 +71,8 @@ pub enum PeerRoute {
     Vxlan,
     /// Not at all, and why.
     Unroutable(String),
+    /// Not at all: one of its claims broke a rule of [`claims`].
+    Rejected(Rejection),
 }
 
 impl PeerRoute {
@@ -69,6 +82,7 @@ impl PeerRoute {
             PeerRoute::Direct => "direct",
             PeerRoute::Vxlan => "vxlan",
             PeerRoute::Unroutable(_) => "unroutable",
+            PeerRoute::Rejected(_) => "rejected",
         }
     }
 }
@@ -99,8 +113,13 @@ pub struct OverlayPlan {
 /// Everything the agent wants the kernel to hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// The local node's pod subnets (empty: the node cannot serve pods yet).
+    /// The local node's pod subnets that pass the rules (empty: the node cannot serve pods
+    /// yet).
     pub own_cidrs: Vec<IpNet>,
+    /// The local node's pod subnets that do not, and why.
+    pub own_rejected: Vec<Rejection>,
+    /// Every pod subnet believed: this node's and its peers' (routable or not).
+    pub pod_network: Vec<IpNet>,
     /// Routes (proto 74): blackholes for the own subnets, and one per peer subnet.
     pub routes: Vec<Route>,
     /// The overlay, when the mode allows it.
@@ -146,23 +165,28 @@ fn blackhole(dst: IpNet) -> Route {
     }
 }
 
-/// Computes the plan. `me` is this node (None: not in the view yet), `overlay_index` the
-/// overlay device's index when it exists (routes through it need it).
+/// Computes the plan. `me` is this node (None: not in the view yet), `local` what the node
+/// holds (no peer may claim it), `overlay_index` the overlay device's index when it exists
+/// (routes through it need it).
 pub fn plan(
     me: Option<&NodeInfo>,
     nodes: &[NodeInfo],
     underlay: &Underlay,
-    mode: Mode,
+    local: &Local,
+    policy: &Policy,
     overlay_index: Option<u32>,
 ) -> Plan {
+    let mode = policy.mode;
     let overlay_possible = mode != Mode::Direct;
-    let local = me.and_then(overlay_endpoint);
-    let pod_mtu = match (overlay_possible, local) {
+    let endpoint = me.and_then(overlay_endpoint);
+    let pod_mtu = match (overlay_possible, endpoint) {
         (true, Some(ip)) => underlay.mtu.saturating_sub(vxlan_overhead(ip)),
         _ => underlay.mtu,
     };
     let mut out = Plan {
         own_cidrs: Vec::new(),
+        own_rejected: Vec::new(),
+        pod_network: Vec::new(),
         routes: Vec::new(),
         overlay: None,
         peers: Vec::new(),
@@ -171,15 +195,18 @@ pub fn plan(
     let Some(me) = me else {
         return out;
     };
-    out.own_cidrs = me.pod_cidrs.clone();
+    let verdicts = claims::check(me, nodes, local, &policy.cluster_cidrs);
+    out.own_cidrs = verdicts.own;
+    out.own_rejected = verdicts.own_rejected;
+    out.pod_network = out.own_cidrs.clone();
     out.routes
-        .extend(me.pod_cidrs.iter().map(|c| blackhole(*c)));
-    let mut overlay = match (overlay_possible, local) {
-        (true, Some(local)) => Some(OverlayPlan {
-            local,
-            mac: vtep_mac(local),
-            tunnel_addrs: me
-                .pod_cidrs
+        .extend(out.own_cidrs.iter().map(|c| blackhole(*c)));
+    let mut overlay = match (overlay_possible, endpoint) {
+        (true, Some(endpoint)) => Some(OverlayPlan {
+            local: endpoint,
+            mac: vtep_mac(endpoint),
+            tunnel_addrs: out
+                .own_cidrs
                 .iter()
                 .map(|c| IpNet::from(tunnel_ip(c)))
                 .collect(),
@@ -188,6 +215,12 @@ pub fn plan(
         _ => None,
     };
     for peer in nodes.iter().filter(|n| n.name != me.name) {
+        if let Some(rejection) = verdicts.rejected.get(&peer.name) {
+            out.peers
+                .push((peer.name.clone(), PeerRoute::Rejected(rejection.clone())));
+            continue;
+        }
+        out.pod_network.extend(&peer.pod_cidrs);
         let decision = route_peer(
             peer,
             underlay,
@@ -273,6 +306,14 @@ mod tests {
             name: name.into(),
             addresses: vec![ip.parse().unwrap()],
             pod_cidrs: vec![cidr.parse().unwrap()],
+            created: None,
+        }
+    }
+
+    fn policy(mode: Mode) -> Policy {
+        Policy {
+            mode,
+            cluster_cidrs: vec![],
         }
     }
 
@@ -296,7 +337,14 @@ mod tests {
     #[test]
     fn auto_routes_same_subnet_peers_directly_and_others_over_vxlan() {
         let n = nodes();
-        let p = plan(Some(&n[0]), &n, &underlay(), Mode::Auto, Some(9));
+        let p = plan(
+            Some(&n[0]),
+            &n,
+            &underlay(),
+            &Local::default(),
+            &policy(Mode::Auto),
+            Some(9),
+        );
         assert_eq!(p.peers[0], ("b".into(), PeerRoute::Direct));
         assert_eq!(p.peers[1], ("c".into(), PeerRoute::Vxlan));
         let descr: Vec<String> = p.routes.iter().map(Route::describe).collect();
@@ -317,7 +365,14 @@ mod tests {
     #[test]
     fn direct_mode_uses_the_full_mtu_and_reports_unreachable_peers() {
         let n = nodes();
-        let p = plan(Some(&n[0]), &n, &underlay(), Mode::Direct, None);
+        let p = plan(
+            Some(&n[0]),
+            &n,
+            &underlay(),
+            &Local::default(),
+            &policy(Mode::Direct),
+            None,
+        );
         assert_eq!(p.pod_mtu, 1500);
         assert!(p.overlay.is_none());
         assert!(matches!(p.peers[1].1, PeerRoute::Unroutable(_)));
@@ -327,7 +382,14 @@ mod tests {
     #[test]
     fn vxlan_mode_tunnels_every_peer() {
         let n = nodes();
-        let p = plan(Some(&n[0]), &n, &underlay(), Mode::Vxlan, Some(9));
+        let p = plan(
+            Some(&n[0]),
+            &n,
+            &underlay(),
+            &Local::default(),
+            &policy(Mode::Vxlan),
+            Some(9),
+        );
         assert!(p.peers.iter().all(|(_, r)| *r == PeerRoute::Vxlan));
         assert_eq!(p.overlay.unwrap().peers.len(), 2);
     }
@@ -337,7 +399,14 @@ mod tests {
         let mut n = nodes();
         n[1].pod_cidrs.clear();
         n[2].addresses.clear();
-        let p = plan(Some(&n[0]), &n, &underlay(), Mode::Auto, Some(9));
+        let p = plan(
+            Some(&n[0]),
+            &n,
+            &underlay(),
+            &Local::default(),
+            &policy(Mode::Auto),
+            Some(9),
+        );
         assert!(p
             .peers
             .iter()
@@ -356,7 +425,14 @@ mod tests {
             prefixes: vec!["fd00:49::/64".parse().unwrap()],
             ..underlay()
         };
-        let p = plan(Some(&n[0]), &n, &ul, Mode::Auto, Some(9));
+        let p = plan(
+            Some(&n[0]),
+            &n,
+            &ul,
+            &Local::default(),
+            &policy(Mode::Auto),
+            Some(9),
+        );
         assert_eq!(p.peers[0], ("b".into(), PeerRoute::Direct));
         assert_eq!(p.peers[1], ("c".into(), PeerRoute::Vxlan));
         assert_eq!(p.pod_mtu, 1430);
@@ -394,7 +470,14 @@ mod tests {
             node("a", "192.168.49.2", "10.244.1.0/24"),
             node("c", "fd00:50::4", "10.244.3.0/24"),
         ];
-        let p = plan(Some(&n[0]), &n, &underlay(), Mode::Auto, Some(9));
+        let p = plan(
+            Some(&n[0]),
+            &n,
+            &underlay(),
+            &Local::default(),
+            &policy(Mode::Auto),
+            Some(9),
+        );
         let PeerRoute::Unroutable(why) = &p.peers[0].1 else {
             panic!("{:?}", p.peers[0]);
         };
@@ -402,8 +485,53 @@ mod tests {
     }
 
     #[test]
+    fn rejected_claims_get_no_route_and_stay_out_of_the_pod_network() {
+        let mut n = nodes();
+        n.push(node("evil", "192.168.49.9", "0.0.0.0/0"));
+        n.push(node("thief", "192.168.49.8", "10.244.1.0/24"));
+        let local = Local {
+            addresses: vec!["192.168.49.2".parse().unwrap()],
+            subnets: vec!["192.168.49.0/24".parse().unwrap()],
+            foreign_routes: vec!["0.0.0.0/0".parse().unwrap()],
+        };
+        let p = plan(
+            Some(&n[0]),
+            &n,
+            &underlay(),
+            &local,
+            &policy(Mode::Auto),
+            Some(9),
+        );
+        let labels: Vec<(&str, &str)> = p
+            .peers
+            .iter()
+            .map(|(name, r)| (name.as_str(), r.label()))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("b", "direct"),
+                ("c", "vxlan"),
+                ("evil", "rejected"),
+                ("thief", "rejected")
+            ]
+        );
+        assert_eq!(p.routes.len(), 3, "the blackhole and the two sound peers");
+        let network: Vec<String> = p.pod_network.iter().map(ToString::to_string).collect();
+        assert_eq!(network, ["10.244.1.0/24", "10.244.2.0/24", "10.244.3.0/24"]);
+        assert_eq!(p.overlay.unwrap().peers.len(), 1);
+    }
+
+    #[test]
     fn an_unknown_self_plans_nothing() {
-        let p = plan(None, &nodes(), &underlay(), Mode::Auto, None);
+        let p = plan(
+            None,
+            &nodes(),
+            &underlay(),
+            &Local::default(),
+            &policy(Mode::Auto),
+            None,
+        );
         assert!(p.own_cidrs.is_empty() && p.routes.is_empty());
     }
 }

@@ -12,11 +12,12 @@ use cni_plugin::net::nft::{self, FirewallSpec};
 use cni_plugin::net::Netlink;
 use tokio::sync::watch;
 
+use crate::claims::Rejection;
 use crate::cli::RunArgs;
 use crate::cniconf::CniConf;
 use crate::firewall;
 use crate::metrics::SharedStats;
-use crate::plan::PeerRoute;
+use crate::plan::{PeerRoute, Policy};
 use crate::source::View;
 use crate::sync;
 
@@ -24,7 +25,10 @@ use crate::sync;
 struct State {
     nl: Netlink,
     firewall: Option<FirewallSpec>,
-    peers: BTreeMap<String, String>,
+    /// Each peer's last reported decision (so each is logged once, not per resync).
+    peers: BTreeMap<String, PeerRoute>,
+    /// This node's own pod CIDRs last reported as rejected.
+    own_rejected: Vec<Rejection>,
 }
 
 /// Runs until `shutdown` fires. Routes are left in place on the way out.
@@ -41,6 +45,7 @@ pub async fn run(
         nl,
         firewall: None,
         peers: BTreeMap::new(),
+        own_rejected: Vec::new(),
     }));
     let mut resync = tokio::time::interval(Duration::from_secs(args.resync_seconds.max(1)));
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -87,9 +92,13 @@ fn sync_once(
         );
         return;
     }
-    let result = sync::sync(&mut state.nl, me, nodes, args.mode).map_err(|e| e.to_string());
+    let policy = Policy {
+        mode: args.mode,
+        cluster_cidrs: args.cluster_cidrs.clone(),
+    };
+    let result = sync::sync(&mut state.nl, me, nodes, &policy).map_err(|e| e.to_string());
     let result = result.and_then(|(plan, changes)| {
-        let fw = firewall::spec(args, nodes);
+        let fw = firewall::spec(args, &plan.pod_network);
         let table_there = nft::exists(&fw.table).map_err(|e| e.to_string())?;
         if state.firewall.as_ref() != Some(&fw) || !table_there {
             nft::apply(&fw).map_err(|e| e.to_string())?;
@@ -120,6 +129,19 @@ fn sync_once(
                 *counts.entry(route.label()).or_default() += 1;
             }
             s.peers = counts.into_iter().collect();
+            s.rejected = plan
+                .peers
+                .iter()
+                .filter_map(|(name, route)| match route {
+                    PeerRoute::Rejected(r) => Some((name.clone(), r.rule.name())),
+                    _ => None,
+                })
+                .chain(
+                    plan.own_rejected
+                        .iter()
+                        .map(|r| (node_name.to_owned(), r.rule.name())),
+                )
+                .collect();
             if changes != Default::default() {
                 tracing::info!(
                     added = changes.routes_added,
@@ -130,6 +152,7 @@ fn sync_once(
                 );
             }
             report_peers(&plan.peers, &mut state.peers);
+            report_own(node_name, &plan.own_rejected, &mut state.own_rejected);
         }
         Err(e) => {
             s.sync_errors += 1;
@@ -138,24 +161,47 @@ fn sync_once(
     }
 }
 
-/// Logs each peer's routing decision when it changes (an unroutable peer as a warning).
-fn report_peers(peers: &[(String, PeerRoute)], last: &mut BTreeMap<String, String>) {
-    let now: BTreeMap<String, String> = peers
-        .iter()
-        .map(|(name, route)| (name.clone(), format!("{route:?}")))
-        .collect();
+/// Logs each peer's routing decision when it changes (an unroutable peer as a warning, a
+/// rejected claim with the rule it broke): once, not at every resync.
+fn report_peers(peers: &[(String, PeerRoute)], last: &mut BTreeMap<String, PeerRoute>) {
+    let now: BTreeMap<String, PeerRoute> = peers.iter().cloned().collect();
     for (name, route) in peers {
-        if last.get(name) != now.get(name) {
-            match route {
-                PeerRoute::Unroutable(why) => {
-                    tracing::warn!(peer = %name, reason = %why, "peer cannot be routed")
-                }
-                r => tracing::info!(peer = %name, mode = r.label(), "peer routed"),
+        if last.get(name) == Some(route) {
+            continue;
+        }
+        match route {
+            PeerRoute::Unroutable(why) => {
+                tracing::warn!(peer = %name, reason = %why, "peer cannot be routed")
             }
+            PeerRoute::Rejected(r) => tracing::warn!(
+                peer = %name,
+                claim = %r.claim,
+                rule = r.rule.name(),
+                reason = %r.detail,
+                "peer claim rejected; the peer is not routed"
+            ),
+            r => tracing::info!(peer = %name, mode = r.label(), "peer routed"),
         }
     }
     for name in last.keys().filter(|n| !now.contains_key(*n)) {
         tracing::info!(peer = %name, "peer gone; its routes are removed");
     }
     *last = now;
+}
+
+/// Logs this node's own pod CIDRs that break a rule (they serve no pods), when that changes.
+fn report_own(node: &str, rejected: &[Rejection], last: &mut Vec<Rejection>) {
+    if rejected == last.as_slice() {
+        return;
+    }
+    for r in rejected {
+        tracing::error!(
+            node,
+            claim = %r.claim,
+            rule = r.rule.name(),
+            reason = %r.detail,
+            "this node's own pod CIDR is rejected; no pod is served from it"
+        );
+    }
+    *last = rejected.to_vec();
 }

@@ -14,9 +14,10 @@ use cni_plugin::net::{
 };
 use ipnet::IpNet;
 
+use crate::claims::Local;
 use crate::cluster::NodeInfo;
 use crate::plan::{
-    self, vxlan_overhead, Mode, OverlayPlan, Plan, Underlay, VNI, VXLAN_DEVICE, VXLAN_PORT,
+    self, vxlan_overhead, Mode, OverlayPlan, Plan, Policy, Underlay, VNI, VXLAN_DEVICE, VXLAN_PORT,
 };
 
 /// What one sync changed.
@@ -82,6 +83,36 @@ pub fn discover_underlay(nl: &mut Netlink, me: Option<&NodeInfo>) -> Result<Unde
         mtu: link.mtu,
         prefixes,
     })
+}
+
+/// What the node holds that no peer may claim: its addresses and their subnets (those of
+/// the overlay device aside, which are the agent's), and the main table's routes that do not
+/// carry protocol 74.
+pub fn local_snapshot(nl: &mut Netlink) -> Result<Local, NetError> {
+    let overlay = nl.link_by_name(VXLAN_DEVICE)?.map(|l| l.index);
+    let mut local = Local::default();
+    for (index, ip, len) in nl.all_addresses()? {
+        if Some(index) == overlay {
+            continue;
+        }
+        local.addresses.push(ip);
+        if let Ok(net) = IpNet::new(ip, len) {
+            local.subnets.push(net.trunc());
+        }
+    }
+    for v6 in [false, true] {
+        local.foreign_routes.extend(
+            nl.routes(v6)?
+                .into_iter()
+                .filter(|r| r.protocol != JALUR_ROUTE_PROTOCOL)
+                .map(|r| r.dst),
+        );
+    }
+    local.subnets.sort();
+    local.subnets.dedup();
+    local.foreign_routes.sort();
+    local.foreign_routes.dedup();
+    Ok(local)
 }
 
 fn vxlan_spec(overlay: &OverlayPlan, underlay: &Underlay) -> VxlanSpec {
@@ -222,10 +253,12 @@ pub fn sync(
     nl: &mut Netlink,
     me: Option<&NodeInfo>,
     nodes: &[NodeInfo],
-    mode: Mode,
+    policy: &Policy,
 ) -> Result<(Plan, Changes), SyncError> {
+    let mode = policy.mode;
     let underlay = discover_underlay(nl, me)?;
-    let draft = plan::plan(me, nodes, &underlay, mode, None);
+    let local = local_snapshot(nl)?;
+    let draft = plan::plan(me, nodes, &underlay, &local, policy, None);
     let mut changes = Changes::default();
     let overlay_index = match &draft.overlay {
         Some(overlay) if !overlay.peers.is_empty() || mode == Mode::Vxlan => {
@@ -241,7 +274,7 @@ pub fn sync(
             None
         }
     };
-    let plan = plan::plan(me, nodes, &underlay, mode, overlay_index);
+    let plan = plan::plan(me, nodes, &underlay, &local, policy, overlay_index);
     if me.is_some() {
         enable_forwarding(&plan)?;
     }
