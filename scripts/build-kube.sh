@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes components of the test cluster from their published Go modules
 # (tests/kube: one multi-call binary for kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubelet, kube-proxy, kubectl and etcd; CoreDNS on its own), with the
-# release's real version strings. The result is cached outside the checkout, keyed by
+# kube-scheduler, kubelet, kube-proxy, kubectl and etcd; Kubernetes' e2e suite as e2e.test
+# and its test server agnhost; CoreDNS on its own), with the release's real version strings. The result is cached outside the checkout, keyed by
 # version, so a second run only checks it:
 #
-#   $JALUR_CACHE/kube-<version>/bin/{kube,kubelet,...,etcd,coredns}
+#   $JALUR_CACHE/kube-<version>/bin/{kube,kubelet,...,etcd,e2e.test,agnhost,coredns}
 #
 #   ./scripts/build-kube.sh          # build what is missing, print the bin dir
 #   JALUR_CACHE=/somewhere ./scripts/build-kube.sh
@@ -14,7 +14,11 @@ cd "$(dirname "$0")/.."
 source scripts/lib/kube-versions.sh
 
 out="$KUBE_CACHE/bin"
-if [ -x "$out/kube" ] && [ -x "$out/coredns" ] && [ -f "$out/.complete" ]; then
+# The build's key: the Go module's own files. A change to them (a new component, a bumped
+# dependency) rebuilds; anything else reuses the cache.
+key=$(cat tests/kube/go.mod tests/kube/go.sum tests/kube/main.go tests/kube/e2e/*.go | sha256sum | cut -d' ' -f1)
+fresh() { [ "$(cat "$out/.key" 2>/dev/null)" = "$key" ]; }
+if fresh && [ -x "$out/kube" ] && [ -x "$out/coredns" ] && [ -x "$out/e2e.test" ] && [ -x "$out/agnhost" ]; then
   echo "$out"
   exit 0
 fi
@@ -30,10 +34,20 @@ for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
   ldflags+=" -X '$pkg.gitMinor=$KUBE_MINOR' -X '$pkg.gitTreeState=clean'"
   ldflags+=" -X '$pkg.gitCommit=$KUBE_GIT_COMMIT' -X '$pkg.buildDate=$KUBE_BUILD_DATE'"
 done
-if [ ! -x "$out/kube" ] || [ tests/kube/go.sum -nt "$out/kube" ]; then
-  echo "== building Kubernetes $KUBE_VERSION and etcd (one binary; cold: tens of minutes)" >&2
+if ! fresh || [ ! -x "$out/kube" ]; then
+  echo "== building Kubernetes $KUBE_VERSION and etcd (one binary; cold: about 10 minutes)" >&2
   (cd tests/kube && go build -trimpath -ldflags "$ldflags" -o "$out/kube.tmp" .)
   mv "$out/kube.tmp" "$out/kube"
+fi
+if ! fresh || [ ! -x "$out/e2e.test" ]; then
+  echo "== building Kubernetes' e2e suite (e2e.test) and its test server agnhost" >&2
+  (cd tests/kube && go test -c -trimpath -ldflags "$ldflags" -o "$out/e2e.test.tmp" ./e2e)
+  mv "$out/e2e.test.tmp" "$out/e2e.test"
+fi
+if ! fresh || [ ! -x "$out/agnhost" ]; then
+  (cd tests/kube && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out/agnhost.tmp" \
+    k8s.io/kubernetes/test/images/agnhost)
+  mv "$out/agnhost.tmp" "$out/agnhost"
 fi
 for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl etcd; do
   ln -sf kube "$out/$c"
@@ -46,6 +60,6 @@ if [ ! -x "$out/coredns" ]; then
   mv "$gobin/coredns" "$out/coredns"
   rmdir "$gobin"
 fi
-touch "$out/.complete"
+echo "$key" >"$out/.key"
 echo "== built in $(( $(date +%s) - start )) s" >&2
 echo "$out"

@@ -16,3 +16,10 @@ PAUSE_IMAGE=registry.k8s.io/pause:$PAUSE_VERSION
 COREDNS_IMAGE=registry.k8s.io/coredns/coredns:$COREDNS_VERSION
 JALUR_IMAGE=docker.io/library/jalur:0.1.0          # deploy/jalur.yaml's jalur:0.1.0
 NETTOOLS_IMAGE=docker.io/library/jalur-nettools:bookworm
+# The images Kubernetes' e2e suite of the release asks for (test/utils/image/manifest.go),
+# built here: agnhost from the release's own sources on the nettools rootfs (it execs sh,
+# curl and nc), jessie-dnsutils as the nettools rootfs (dig, getent), busybox from Debian's
+# busybox-static.
+AGNHOST_IMAGE=registry.k8s.io/e2e-test-images/agnhost:2.56
+DNSUTILS_IMAGE=registry.k8s.io/e2e-test-images/jessie-dnsutils:1.7
+BUSYBOX_IMAGE=registry.k8s.io/e2e-test-images/busybox:1.37.0-1

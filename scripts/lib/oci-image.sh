@@ -1,30 +1,37 @@
 # shellcheck shell=bash
-# oci_archive REF LAYER_TAR OUT_TAR ENTRYPOINT_JSON [CMD_JSON]: packs one layer (a tar of a
-# root file system, owned by root) into an OCI image archive that `ctr images import` loads
-# under the exact name REF (the full reference, e.g. registry.k8s.io/pause:3.10.1).
-# No registry and no image builder: the layout is written by hand (oci-layout, index.json,
-# the manifest, the config and the layer as blobs), as the OCI image spec describes it.
+# oci_archive REF OUT_TAR ENTRYPOINT_JSON CMD_JSON LAYER_TAR...: packs layers (tars of root
+# file systems, owned by root, bottom first) into an OCI image archive that
+# `ctr images import` loads under the exact name REF (the full reference, e.g.
+# registry.k8s.io/pause:3.10.1). ENTRYPOINT_JSON and CMD_JSON may be null. No registry and no image builder:
+# the layout (oci-layout, index.json, the manifest, the config and the layers as blobs) is
+# written by hand, as the OCI image spec describes it.
 oci_archive() {
-  local ref=$1 layer=$2 out=$3 entrypoint=$4 cmd=${5:-null} dir layer_sha layer_size
+  local ref=$1 out=$2 entrypoint=$3 cmd=$4 dir layer sha diff_ids=() layers=()
   local config config_sha manifest manifest_sha
+  shift 4
   dir=$(mktemp -d)
   mkdir -p "$dir/blobs/sha256"
-  layer_sha=$(sha256sum "$layer" | cut -d' ' -f1)
-  layer_size=$(stat -c %s "$layer")
-  cp "$layer" "$dir/blobs/sha256/$layer_sha"
-  config=$(jq -cn --arg diff "sha256:$layer_sha" --argjson ep "$entrypoint" --argjson cmd "$cmd" '
+  for layer in "$@"; do
+    sha=$(sha256sum "$layer" | cut -d' ' -f1)
+    cp "$layer" "$dir/blobs/sha256/$sha"
+    diff_ids+=("\"sha256:$sha\"")
+    layers+=("{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"sha256:$sha\",\"size\":$(stat -c %s "$layer")}")
+  done
+  config=$(jq -cn --argjson diffs "[$(IFS=,; echo "${diff_ids[*]}")]" --argjson ep "$entrypoint" \
+    --argjson cmd "$cmd" '
     {architecture: "amd64", os: "linux",
-     config: ({Entrypoint: $ep, Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}
+     config: ({Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}
+              + (if $ep == null then {} else {Entrypoint: $ep} end)
               + (if $cmd == null then {} else {Cmd: $cmd} end)),
-     rootfs: {type: "layers", diff_ids: [$diff]},
-     history: [{created_by: "jalur scripts/lib/oci-image.sh"}]}')
+     rootfs: {type: "layers", diff_ids: $diffs},
+     history: [$diffs[] | {created_by: "jalur scripts/lib/oci-image.sh"}]}')
   config_sha=$(printf '%s' "$config" | sha256sum | cut -d' ' -f1)
   printf '%s' "$config" >"$dir/blobs/sha256/$config_sha"
   manifest=$(jq -cn --arg c "sha256:$config_sha" --argjson cs "${#config}" \
-    --arg l "sha256:$layer_sha" --argjson ls "$layer_size" '
+    --argjson layers "[$(IFS=,; echo "${layers[*]}")]" '
     {schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
      config: {mediaType: "application/vnd.oci.image.config.v1+json", digest: $c, size: $cs},
-     layers: [{mediaType: "application/vnd.oci.image.layer.v1.tar", digest: $l, size: $ls}]}')
+     layers: $layers}')
   manifest_sha=$(printf '%s' "$manifest" | sha256sum | cut -d' ' -f1)
   printf '%s' "$manifest" >"$dir/blobs/sha256/$manifest_sha"
   jq -cn --arg m "sha256:$manifest_sha" --argjson ms "${#manifest}" --arg ref "$ref" '

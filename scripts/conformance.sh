@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Kubernetes' own conformance tests against Jalur: the e2e suite of the cluster's release
+# (e2e.test, built by scripts/build-kube.sh from k8s.io/kubernetes/test/e2e), run against
+# the cluster of scripts/cluster.sh, which it brings up when none is up (and then removes
+# again at the end, unless --keep).
+#
+#   sudo ./scripts/conformance.sh                       # every [sig-network] [Conformance] spec
+#   sudo ./scripts/conformance.sh --focus 'Granular Checks: Pods'
+#   sudo ./scripts/conformance.sh --focus REGEX --skip REGEX [--keep]
+#
+# Prints the suite's own summary (ran, passed, failed, skipped), the name of each failure,
+# and exits non-zero when a spec fails. The JUnit report and the full log are kept in
+# /var/tmp/jalur-conformance/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+source scripts/lib/kube-versions.sh
+source scripts/lib/cluster-pki.sh
+source scripts/lib/cluster-lib.sh
+
+FOCUS='\[sig-network\].*\[Conformance\]'
+SKIP=''
+KEEP=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --focus) FOCUS=$2; shift 2 ;;
+    --skip) SKIP=$2; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  esac
+done
+if [ "$(id -u)" -ne 0 ]; then
+  echo "scripts/conformance.sh needs root (it runs the cluster of scripts/cluster.sh)" >&2
+  exit 1
+fi
+
+brought_up=0
+if [ ! -f "$PKI/admin.kubeconfig" ]; then
+  "$REPO/scripts/cluster.sh" up
+  brought_up=1
+fi
+cleanup() {
+  if [ "$brought_up" = 1 ] && [ "$KEEP" = 0 ]; then "$REPO/scripts/cluster.sh" down; fi
+}
+trap cleanup EXIT
+
+out=/var/tmp/jalur-conformance
+rm -rf "$out"
+mkdir -p "$out"
+bin=$(kube_bin)
+echo "== e2e.test $KUBE_VERSION: focus '$FOCUS'${SKIP:+, skip '$SKIP'}"
+# The suite runs where kubectl does: in the control plane's network namespace. Its specs
+# reach pods and nodes through the API server (exec, proxy) and from pods of their own.
+# --provider=local: a cluster with no cloud; the suite then skips what needs a cloud.
+status=0
+in_control "$bin/e2e.test" \
+  --kubeconfig="$PKI/admin.kubeconfig" --kubectl-path="$bin/kubectl" \
+  --provider=local --report-dir="$out" --num-nodes=${#NODES[@]} \
+  --ginkgo.focus="$FOCUS" ${SKIP:+--ginkgo.skip="$SKIP"} \
+  --ginkgo.junit-report="$out/junit.xml" --ginkgo.timeout=3h --ginkgo.no-color \
+  >"$out/e2e.log" 2>&1 || status=$?
+
+# The suite's own summary, and each failure by name.
+grep -E '^(Ran [0-9]+ of [0-9]+ Specs|SUCCESS!|FAIL!|PASS|FAIL)' "$out/e2e.log" || true
+if [ -s "$out/junit.xml" ]; then
+  python3 - "$out/junit.xml" <<'EOF'
+import sys, xml.etree.ElementTree as ET
+suite = ET.parse(sys.argv[1]).getroot()
+suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+cases = [c for c in suite.iter("testcase") if c.get("name", "").startswith("[It]")]
+failed = [c for c in cases if c.find("failure") is not None or c.find("error") is not None]
+skipped = [c for c in cases if c.find("skipped") is not None]
+ran = len(cases) - len(skipped)
+print(f"conformance: ran {ran}, passed {ran - len(failed)}, failed {len(failed)}, skipped {len(skipped)}")
+for c in failed:
+    print(f"FAILED: {c.get('name')}")
+EOF
+fi
+echo "== log and JUnit report: $out/"
+if [ "$status" -ne 0 ]; then
+  echo "== the suite failed (exit $status); last lines of its log:"
+  tail -n 40 "$out/e2e.log"
+fi
+exit "$status"
