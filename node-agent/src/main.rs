@@ -40,8 +40,10 @@ fn cni_conf(args: &RunArgs) -> CniConf {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("JALUR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: a log file or `kubectl logs` gets plain `key=value` text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();

@@ -86,9 +86,16 @@ pub fn discover_underlay(nl: &mut Netlink, me: Option<&NodeInfo>) -> Result<Unde
 }
 
 /// What the node holds that no peer may claim: its addresses and their subnets (those of
-/// the overlay device aside, which are the agent's), and the main table's routes that do not
-/// carry protocol 74.
+/// the overlay device aside, which are the agent's), and the main table's routes that are
+/// not Jalur's: not protocol 74, and not through the overlay device or a pod's host end (the
+/// kernel's own routes for addresses there, such as an IPv6 tunnel address's /128).
 pub fn local_snapshot(nl: &mut Netlink) -> Result<Local, NetError> {
+    let ours: Vec<u32> = nl
+        .links()?
+        .into_iter()
+        .filter(|l| l.name == VXLAN_DEVICE || l.name.starts_with(HOST_IF_PREFIX))
+        .map(|l| l.index)
+        .collect();
     let overlay = nl.link_by_name(VXLAN_DEVICE)?.map(|l| l.index);
     let mut local = Local::default();
     for (index, ip, len) in nl.all_addresses()? {
@@ -105,6 +112,7 @@ pub fn local_snapshot(nl: &mut Netlink) -> Result<Local, NetError> {
             nl.routes(v6)?
                 .into_iter()
                 .filter(|r| r.protocol != JALUR_ROUTE_PROTOCOL)
+                .filter(|r| !r.oif.is_some_and(|i| ours.contains(&i)))
                 .map(|r| r.dst),
         );
     }
