@@ -2,8 +2,11 @@
 //! name, its MAC, its `ifalias`, and the pod's link-local gateways.
 //!
 //! The name is derived, not stored, so that DEL finds the host end even when the pod's
-//! namespace and every cache are gone. The alias lets GC tell which network a host end belongs
-//! to without guessing.
+//! namespace and every cache are gone. The name is only where to look: it is a 52-bit hash, so
+//! another attachment (or anyone else) may hold it. What proves a link is this attachment's is
+//! its alias, `jalur/<network>/<ifname>/<container ID>`, which the host end carries from the
+//! moment it appears in the node's namespace. Jalur deletes or replaces a link only when its
+//! alias names the attachment at hand ([`owns`]); a link without that alias is never touched.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -21,6 +24,19 @@ pub const GATEWAY_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 pub const GATEWAY_V6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
 
 const ALIAS_PREFIX: &str = "jalur";
+
+/// The kernel's limit on an `ifalias` (`IFALIASZ - 1` bytes).
+pub const MAX_ALIAS: usize = 255;
+
+// The longest alias the protocol lets through fits the kernel's limit.
+const _: () = assert!(
+    ALIAS_PREFIX.len()
+        + 3
+        + crate::config::MAX_NETWORK_NAME
+        + crate::env::MAX_IFNAME
+        + crate::env::MAX_CONTAINER_ID
+        <= MAX_ALIAS
+);
 
 /// The gateway of the family of `ip`.
 pub fn gateway_for(ip: IpAddr) -> IpAddr {
@@ -51,6 +67,32 @@ pub fn alias(network: &str, container_id: &str, ifname: &str) -> String {
     format!("{ALIAS_PREFIX}/{network}/{ifname}/{container_id}")
 }
 
+/// True when `link_alias` is the alias of the attachment (network, container ID, ifname):
+/// the only proof Jalur accepts that a link is its own to delete or replace.
+pub fn owns(link_alias: Option<&str>, network: &str, container_id: &str, ifname: &str) -> bool {
+    link_alias.is_some_and(|a| a == alias(network, container_id, ifname))
+}
+
+/// True when `host`, found under the host end's derived name inside the *pod's* namespace,
+/// is the host end of a pair an ADD created there and was killed before moving to the node:
+/// a veth with Jalur's host MAC, no alias, whose peer is `pod_end` (`CNI_IFNAME`) in the same
+/// namespace, and the other way round. The only place an alias-less link is ever taken for
+/// Jalur's: the pod's namespace was handed over for this attachment, and the pairing is
+/// exact. In the node's namespace, a link without this attachment's alias is never touched.
+pub fn is_unmoved_pair(host: &crate::net::Link, pod_end: Option<&crate::net::Link>) -> bool {
+    let Some(pod_end) = pod_end else {
+        return false;
+    };
+    host.kind.as_deref() == Some("veth")
+        && pod_end.kind.as_deref() == Some("veth")
+        && host.alias.is_none()
+        && host.mac == HOST_MAC
+        && host.peer_netnsid.is_none()
+        && pod_end.peer_netnsid.is_none()
+        && host.peer == Some(pod_end.index)
+        && pod_end.peer == Some(host.index)
+}
+
 /// The (network, container ID, ifname) an alias names, if it is one of ours.
 pub fn parse_alias(alias: &str) -> Option<(&str, &str, &str)> {
     let mut parts = alias.splitn(4, '/');
@@ -62,6 +104,16 @@ pub fn parse_alias(alias: &str) -> Option<(&str, &str, &str)> {
     let container_id = parts.next()?;
     Some((network, container_id, ifname))
 }
+
+/// Two valid 64-character container IDs whose host ends share a name. Found with
+/// Pollard's rho (Brent's cycle finding) over `x -> host_ifname(PREFIX + 13 hex of x)`,
+/// 52 bits, in about 10^8 steps (seconds). The kernel tests use them to show that one
+/// pod's DEL leaves the other's host end alone. Test data, kept here so that the unit test
+/// below pins it.
+pub const COLLIDING_IDS: [&str; 2] = [
+    "c011ide5c011ide5c011ide5c011ide5c011ide5c011ide5c0136127466ae903",
+    "c011ide5c011ide5c011ide5c011ide5c011ide5c011ide5c01337a99afc01f2",
+];
 
 #[cfg(test)]
 mod tests {
@@ -83,6 +135,18 @@ mod tests {
         );
         assert_ne!(host_ifname("abc", "eth0"), host_ifname("abc", "eth1"));
         assert_ne!(host_ifname("ab", "ceth0"), host_ifname("abc", "eth0"));
+    }
+
+    #[test]
+    fn the_colliding_pair_collides() {
+        let [a, b] = COLLIDING_IDS;
+        assert_ne!(a, b);
+        assert_eq!(host_ifname(a, "eth0"), host_ifname(b, "eth0"));
+        assert!(crate::env::validate_container_id(a).is_ok());
+        assert!(crate::env::validate_container_id(b).is_ok());
+        assert!(owns(Some(&alias("n", a, "eth0")), "n", a, "eth0"));
+        assert!(!owns(Some(&alias("n", a, "eth0")), "n", b, "eth0"));
+        assert!(!owns(None, "n", a, "eth0"));
     }
 
     #[test]

@@ -95,9 +95,18 @@ pub struct IpamConf {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     /// The legacy single-range form of host-local: `subnet` (with `rangeStart`, `rangeEnd`,
-    /// `gateway`) directly in the section.
-    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
-    pub legacy: Option<RangeConf>,
+    /// `gateway`) directly in the section. Typed as strictly as `ranges`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
+    /// Legacy form: first address to hand out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range_start: Option<String>,
+    /// Legacy form: last address to hand out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range_end: Option<String>,
+    /// Legacy form: the subnet's gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
 }
 
 /// One range of a range set.
@@ -143,13 +152,16 @@ fn parse_ip(field: &str, s: &Option<String>) -> Result<Option<IpAddr>> {
 }
 
 impl RangeConf {
-    fn to_range(&self) -> Result<ipam::Range> {
-        Ok(ipam::Range::new(
-            parse_net("ipam.ranges[].subnet", &self.subnet)?,
-            parse_ip("ipam.ranges[].rangeStart", &self.range_start)?,
-            parse_ip("ipam.ranges[].rangeEnd", &self.range_end)?,
-            parse_ip("ipam.ranges[].gateway", &self.gateway)?,
-        )?)
+    /// The range, validated; `at` is where the fields sit (`ipam.ranges[0][1]` or `ipam`),
+    /// for messages.
+    fn to_range(&self, at: &str) -> Result<ipam::Range> {
+        ipam::Range::new(
+            parse_net(&format!("{at}.subnet"), &self.subnet)?,
+            parse_ip(&format!("{at}.rangeStart"), &self.range_start)?,
+            parse_ip(&format!("{at}.rangeEnd"), &self.range_end)?,
+            parse_ip(&format!("{at}.gateway"), &self.gateway)?,
+        )
+        .map_err(|e| Error::InvalidConfig(format!("{at}: {e}")))
     }
 }
 
@@ -157,25 +169,68 @@ impl IpamConf {
     /// The pool the config describes, validated (ranges inside their subnets, families not
     /// mixed within a set, no overlaps).
     pub fn pool(&self) -> Result<ipam::Pool> {
-        let mut sets = self.ranges.clone();
-        sets.extend(self.legacy.iter().map(|r| vec![r.clone()]));
+        // host-local puts the single-range form first.
+        let mut sets: Vec<(String, Vec<RangeConf>)> = Vec::new();
+        if let Some(legacy) = self.legacy()? {
+            sets.push(("ipam".into(), vec![legacy]));
+        }
+        for (i, set) in self.ranges.iter().enumerate() {
+            if set.is_empty() {
+                return Err(Error::InvalidConfig(format!(
+                    "ipam.ranges[{i}] is empty: a range set needs at least one range"
+                )));
+            }
+            sets.push((format!("ipam.ranges[{i}]"), set.clone()));
+        }
         if sets.is_empty() {
             return Err(Error::InvalidConfig(
-                "ipam.ranges is empty: give at least one range, e.g. [[{\"subnet\": \"10.244.0.0/24\"}]]"
+                "ipam has no range: give ipam.ranges, e.g. [[{\"subnet\": \"10.244.0.0/24\"}]], or ipam.subnet"
                     .into(),
             ));
         }
         let sets = sets
             .iter()
-            .map(|set| {
+            .map(|(at, set)| {
                 let ranges = set
                     .iter()
-                    .map(RangeConf::to_range)
+                    .enumerate()
+                    .map(|(j, r)| {
+                        let at = if at == "ipam" {
+                            at.clone()
+                        } else {
+                            format!("{at}[{j}]")
+                        };
+                        r.to_range(&at)
+                    })
                     .collect::<Result<Vec<_>>>()?;
-                Ok(ipam::RangeSet::new(ranges)?)
+                ipam::RangeSet::new(ranges).map_err(|e| Error::InvalidConfig(format!("{at}: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(ipam::Pool::new(sets)?)
+    }
+
+    /// The legacy single-range form, when `subnet` is given. `rangeStart`, `rangeEnd` or
+    /// `gateway` without `subnet` is an error, not ignored.
+    pub fn legacy(&self) -> Result<Option<RangeConf>> {
+        let Some(subnet) = &self.subnet else {
+            let stray = [
+                ("rangeStart", &self.range_start),
+                ("rangeEnd", &self.range_end),
+                ("gateway", &self.gateway),
+            ];
+            if let Some((field, _)) = stray.iter().find(|(_, v)| v.is_some()) {
+                return Err(Error::InvalidConfig(format!(
+                    "ipam.{field} is set but ipam.subnet is not: the single-range form needs a subnet (or put the range in ipam.ranges)"
+                )));
+            }
+            return Ok(None);
+        };
+        Ok(Some(RangeConf {
+            subnet: subnet.clone(),
+            range_start: self.range_start.clone(),
+            range_end: self.range_end.clone(),
+            gateway: self.gateway.clone(),
+        }))
     }
 
     /// The routes, parsed.
@@ -204,6 +259,10 @@ impl IpamConf {
     }
 }
 
+/// Longest network name accepted: it is part of the host end's ifalias, which must fit the
+/// kernel's 255 bytes (see [`crate::attachment::MAX_ALIAS`]).
+pub const MAX_NETWORK_NAME: usize = 100;
+
 /// True for a name the spec allows for a network: `^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`.
 pub fn valid_network_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -212,14 +271,34 @@ pub fn valid_network_name(name: &str) -> bool {
 }
 
 impl NetConf {
-    /// Decodes stdin. Malformed JSON is code 6; well-formed JSON of the wrong shape, code 7.
+    /// Decodes stdin. Malformed JSON is code 6 (whatever it starts with: the whole text is
+    /// parsed before its shape is looked at); well-formed JSON of the wrong shape, code 7,
+    /// naming the field (`ipam.ranges[0][0].subnet: invalid type: …`).
     pub fn parse(stdin: &[u8]) -> Result<NetConf> {
-        serde_json::from_slice(stdin).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => Error::InvalidConfig(e.to_string()),
-            _ => Error::Decode {
-                what: "the network configuration on stdin",
-                source: e,
-            },
+        let value: Value = serde_json::from_slice(stdin).map_err(|e| Error::Decode {
+            what: "the network configuration on stdin",
+            source: e,
+        })?;
+        if !value.is_object() {
+            return Err(Error::InvalidConfig(format!(
+                "the network configuration must be a JSON object, not {}",
+                match value {
+                    Value::Array(_) => "an array",
+                    Value::String(_) => "a string",
+                    Value::Number(_) => "a number",
+                    Value::Bool(_) => "a boolean",
+                    _ => "null",
+                }
+            )));
+        }
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            Error::InvalidConfig(if path == "." {
+                inner.to_string()
+            } else {
+                format!("{path}: {inner}")
+            })
         })
     }
 
@@ -227,6 +306,13 @@ impl NetConf {
     pub fn validate_name(&self) -> Result<()> {
         if self.name.is_empty() {
             return Err(Error::InvalidConfig("\"name\" is missing".into()));
+        }
+        if self.name.len() > MAX_NETWORK_NAME {
+            return Err(Error::InvalidConfig(format!(
+                "network name is {} bytes long; jalur allows at most {MAX_NETWORK_NAME} (the host end's ifalias must fit the kernel's {} bytes)",
+                self.name.len(),
+                crate::attachment::MAX_ALIAS
+            )));
         }
         if !valid_network_name(&self.name) {
             return Err(Error::InvalidConfig(format!(
@@ -259,7 +345,7 @@ mod tests {
         let ipam = conf.ipam().unwrap();
         assert!(ipam.is_in_process());
         assert!(
-            ipam.legacy.is_none(),
+            ipam.legacy().unwrap().is_none(),
             "no legacy range without a top-level subnet"
         );
         assert_eq!(ipam.ranges.len(), 2);
@@ -276,7 +362,7 @@ mod tests {
     fn legacy_subnet_form_is_a_range_set() {
         let conf = NetConf::parse(br#"{"cniVersion":"0.3.1","name":"n","type":"jalur","ipam":{"type":"jalur-ipam","subnet":"10.9.0.0/24"}}"#).unwrap();
         let ipam = conf.ipam().unwrap();
-        assert_eq!(ipam.legacy.as_ref().unwrap().subnet, "10.9.0.0/24");
+        assert_eq!(ipam.legacy().unwrap().unwrap().subnet, "10.9.0.0/24");
         assert_eq!(ipam.data_dir(), PathBuf::from(DEFAULT_DATA_DIR));
         ipam.pool().unwrap();
     }
@@ -284,7 +370,98 @@ mod tests {
     #[test]
     fn malformed_json_is_decode_error_and_wrong_shape_is_config_error() {
         assert_eq!(NetConf::parse(b"{not json").unwrap_err().code(), 6);
-        assert_eq!(NetConf::parse(br#"{"name": 5}"#).unwrap_err().code(), 7);
+        let err = NetConf::parse(br#"{"name": 5}"#).unwrap_err();
+        assert_eq!(err.code(), 7);
+        assert!(err.to_string().contains("name"), "{err}");
+        // Invalid JSON is 6 even when its start would fit a struct read as a sequence.
+        for bad in [
+            &b"[1, x"[..],
+            b"[\"1.0.0\", 5 garbage",
+            b"[",
+            b"[]]",
+            b"{} x",
+        ] {
+            assert_eq!(NetConf::parse(bad).unwrap_err().code(), 6, "{bad:?}");
+        }
+        let err = NetConf::parse(b"[\"1.0.0\", \"n\"]").unwrap_err();
+        assert_eq!(err.code(), 7);
+        assert!(err.to_string().contains("an array"), "{err}");
+        let err =
+            NetConf::parse(br#"{"ipam": {"type": "jalur-ipam", "ranges": [[{"subnet": 5}]]}}"#)
+                .unwrap_err();
+        assert!(
+            err.to_string().contains("ipam.ranges[0][0].subnet"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn legacy_form_is_as_strict_as_ranges() {
+        let ipam = |body: &str| {
+            let text = format!(
+                r#"{{"cniVersion":"1.0.0","name":"n","type":"jalur","ipam":{{"type":"jalur-ipam",{body}}}}}"#
+            );
+            NetConf::parse(text.as_bytes()).and_then(|c| c.ipam()?.pool())
+        };
+        for (body, needle) in [
+            (r#""subnet": 5"#, "ipam.subnet"),
+            (r#""subnet": ["fd00::/64"]"#, "ipam.subnet"),
+            (r#""subnet": "10.0.0.0/24", "gateway": 1"#, "ipam.gateway"),
+            (
+                r#""subnet": "10.0.0.0/24", "rangeStart": true"#,
+                "ipam.rangeStart",
+            ),
+            (r#""subnet": "10.0.0.0/33""#, "ipam.subnet"),
+            (
+                r#""subnet": "10.0.0.0/24", "rangeStart": "10.0.1.5""#,
+                "ipam",
+            ),
+            (
+                r#""subnet": "10.0.0.0/24", "rangeEnd": "x""#,
+                "ipam.rangeEnd",
+            ),
+            (
+                r#""rangeStart": "10.0.0.5""#,
+                "ipam.rangeStart is set but ipam.subnet is not",
+            ),
+            (r#""ranges": [[]]"#, "ipam.ranges[0] is empty"),
+            (
+                r#""ranges": [[{"subnet": "10.0.0.0/24", "gateway": "10.1.0.1"}]]"#,
+                "ipam.ranges[0][0]",
+            ),
+        ] {
+            let err = ipam(body).unwrap_err();
+            assert_eq!(err.code(), 7, "{body}: {err}");
+            assert!(err.to_string().contains(needle), "{body}: {err}");
+        }
+        // The legacy IPv6 range is kept beside an IPv4 `ranges` set, first (as host-local).
+        let pool =
+            ipam(r#""subnet": "fd00:9::/64", "ranges": [[{"subnet": "10.9.0.0/24"}]]"#).unwrap();
+        assert_eq!(pool.range_sets().len(), 2);
+        assert!(
+            pool.range_sets()[0].to_string().contains("fd00:9::"),
+            "{}",
+            pool.range_sets()[0]
+        );
+    }
+
+    #[test]
+    fn overlong_network_names_are_config_errors_naming_the_limit() {
+        let conf = NetConf {
+            name: "n".repeat(MAX_NETWORK_NAME + 1),
+            ..NetConf::default()
+        };
+        let err = conf.validate_name().unwrap_err();
+        assert_eq!(err.code(), 7);
+        assert!(
+            err.to_string().contains("100") && err.to_string().contains("255"),
+            "{err}"
+        );
+        let conf = NetConf {
+            name: "n".repeat(MAX_NETWORK_NAME),
+            ..NetConf::default()
+        };
+        conf.validate_name().unwrap();
     }
 
     #[test]

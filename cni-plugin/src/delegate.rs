@@ -2,7 +2,7 @@
 //! stdin and the CNI_* variables (with the command it is asked to run).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
 
 use serde_json::Value;
@@ -11,6 +11,24 @@ use crate::env::Command;
 use crate::error::{codes, Error, Result};
 use crate::result::CniResult;
 use crate::skel::{Plugin, Request};
+
+/// Set (to `jalur`'s pid) in the environment of every plugin `jalur` runs. A `jalur` that
+/// finds it set was reached through its own IPAM delegation, and refuses to go on (the loop
+/// would never end).
+pub const DELEGATION_MARK: &str = "JALUR_DELEGATED_BY";
+
+/// True when `candidate` is the executable this process runs (a symlink or hard link to it
+/// included): running it as a delegate would be the plugin running itself.
+fn is_own_binary(candidate: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (
+        std::fs::metadata(candidate),
+        std::fs::metadata("/proc/self/exe"),
+    ) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
 
 /// A plugin run by exec (e.g. `host-local` as the IPAM of `jalur`).
 pub struct Delegate {
@@ -27,6 +45,13 @@ impl Delegate {
             for dir in &req.env.path {
                 let candidate = dir.join(&self.plugin_type);
                 if candidate.is_file() {
+                    if is_own_binary(&candidate) {
+                        return Err(Error::InvalidConfig(format!(
+                            "ipam.type {:?} is {}, which is jalur itself (the binary running now): it would run itself without end",
+                            self.plugin_type,
+                            candidate.display()
+                        )));
+                    }
                     return Ok(candidate);
                 }
             }
@@ -62,6 +87,7 @@ impl Delegate {
         let mut child = Process::new(&binary)
             .envs(req.env.vars())
             .env("CNI_COMMAND", command.name())
+            .env(DELEGATION_MARK, std::process::id().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

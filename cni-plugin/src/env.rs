@@ -51,10 +51,21 @@ pub struct CniEnv {
     pub args: String,
     /// `CNI_PATH`, split.
     pub path: Vec<PathBuf>,
+    /// `JALUR_DELEGATED_BY`: set when a `jalur` up the process tree ran this call as (or
+    /// through) its IPAM delegate.
+    pub delegated_by: Option<String>,
 }
 
 /// Longest interface name the kernel accepts (`IFNAMSIZ - 1`).
 pub const MAX_IFNAME: usize = 15;
+
+/// Longest container ID accepted: the host end's ifalias `jalur/<network>/<ifname>/<ID>`
+/// must fit the kernel's 255 bytes (see [`crate::attachment::MAX_ALIAS`]).
+pub const MAX_CONTAINER_ID: usize = 128;
+
+/// Interface names the kernel gives a meaning of its own: `all` and `default` are the
+/// sysctl directories `net/ipv{4,6}/conf/{all,default}`, not interfaces.
+const RESERVED_IFNAMES: [&str; 2] = ["all", "default"];
 
 fn required(get: &dyn Fn(&str) -> Option<String>, var: &'static str) -> Result<String> {
     match get(var) {
@@ -77,17 +88,31 @@ pub fn validate_ifname(name: &str) -> std::result::Result<(), String> {
     if name == "." || name == ".." {
         return Err(format!("interface name {name:?} is not allowed"));
     }
+    if RESERVED_IFNAMES.contains(&name) {
+        return Err(format!(
+            "interface name {name:?} is reserved: the kernel uses it for the sysctls of all interfaces"
+        ));
+    }
     if let Some(c) = name
         .chars()
-        .find(|c| *c == '/' || *c == ':' || c.is_whitespace())
+        .find(|c| matches!(c, '/' | ':' | '%' | '"' | '\\') || c.is_whitespace() || c.is_control())
     {
-        return Err(format!("interface name {name:?} contains {c:?}"));
+        return Err(format!(
+            "interface name {name:?} contains {c:?} (not allowed: '/', ':', '%', quotes, backslash, whitespace, control characters)"
+        ));
     }
     Ok(())
 }
 
 /// Checks a container ID as the spec does: `^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`.
 pub fn validate_container_id(id: &str) -> std::result::Result<(), String> {
+    if id.len() > MAX_CONTAINER_ID {
+        return Err(format!(
+            "container ID is {} bytes long; jalur allows at most {MAX_CONTAINER_ID} (the host end's ifalias must fit the kernel's {} bytes)",
+            id.len(),
+            crate::attachment::MAX_ALIAS
+        ));
+    }
     if crate::config::valid_network_name(id) {
         Ok(())
     } else {
@@ -123,6 +148,7 @@ impl CniEnv {
             ifname: String::new(),
             args: get("CNI_ARGS").unwrap_or_default(),
             path: Vec::new(),
+            delegated_by: get(crate::delegate::DELEGATION_MARK).filter(|v| !v.is_empty()),
         };
         if command == Command::Version {
             return Ok(env);
@@ -235,6 +261,18 @@ mod tests {
         assert!(validate_ifname("a234567890123456").is_err());
         assert!(validate_ifname("a/b").is_err());
         assert!(validate_ifname("..").is_err());
+        assert!(validate_ifname(".").is_err());
+        for bad in [
+            "all", "default", "eth%d", "a b", "a\tb", "a\u{1}b", "a:b", "",
+        ] {
+            if !bad.is_empty() {
+                assert!(validate_ifname(bad).is_err(), "{bad:?}");
+            }
+        }
+        assert!(validate_ifname("all0").is_ok());
+        assert!(validate_container_id(&"a".repeat(MAX_CONTAINER_ID)).is_ok());
+        let long = validate_container_id(&"a".repeat(MAX_CONTAINER_ID + 1)).unwrap_err();
+        assert!(long.contains("128") && long.contains("255"), "{long}");
         assert!(validate_container_id("k8s_pod-1.2").is_ok());
         assert!(validate_container_id("-x").is_err());
         assert!(validate_container_id("a b").is_err());

@@ -23,6 +23,8 @@ pub mod codes {
     pub const CHECK_MISMATCH: u32 = 104;
     /// The IPAM store on disk is unreadable (refusing to guess: that could double-book).
     pub const STORE_CORRUPT: u32 = 105;
+    /// The host end's derived name is held by a link that is not this attachment's.
+    pub const HOST_NAME_TAKEN: u32 = 106;
 }
 
 /// Anything that can go wrong while serving one CNI call.
@@ -115,6 +117,17 @@ pub enum Error {
         /// Its details.
         details: String,
     },
+    /// The node has a link under the host end's name that this attachment did not make
+    /// (code 106). It is left alone.
+    #[error("the node already has a link {name} ({}), which is not the host end of this attachment ({wanted}); jalur leaves it alone. Delete it if you know it is stale", owner.as_deref().map_or_else(|| "no ifalias".to_owned(), |a| format!("ifalias {a:?}")))]
+    HostNameTaken {
+        /// The derived name.
+        name: String,
+        /// The link's alias, if any.
+        owner: Option<String>,
+        /// The alias this attachment's host end would carry.
+        wanted: String,
+    },
     /// CHECK found a difference (code 104).
     #[error("CHECK: {0}")]
     CheckMismatch(String),
@@ -156,9 +169,9 @@ impl Error {
                 ipam::Error::Exhausted { .. } => codes::POOL_EXHAUSTED,
                 ipam::Error::LockTimeout { .. } => 11,
                 ipam::Error::Io { .. } => 5,
-                ipam::Error::Corrupt { .. } | ipam::Error::InvalidState { .. } => {
-                    codes::STORE_CORRUPT
-                }
+                ipam::Error::Corrupt { .. }
+                | ipam::Error::InvalidState { .. }
+                | ipam::Error::NotRegularFile { .. } => codes::STORE_CORRUPT,
                 ipam::Error::Serialize { .. } => 5,
                 _ => 7,
             },
@@ -166,6 +179,7 @@ impl Error {
             Error::Kernel(_) => codes::KERNEL,
             Error::Delegate { code, .. } => *code,
             Error::CheckMismatch(_) => codes::CHECK_MISMATCH,
+            Error::HostNameTaken { .. } => codes::HOST_NAME_TAKEN,
             Error::Several(errors) => errors.first().map_or(5, Error::code),
         }
     }

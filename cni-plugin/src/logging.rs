@@ -49,7 +49,13 @@ pub fn init(stdin: &[u8]) {
         log_file: Option<std::path::PathBuf>,
         log_level: Option<String>,
     }
-    let conf: LogConf = serde_json::from_slice(stdin).unwrap_or_default();
+    // Only from a JSON object: serde would read a struct from an array too, and take the
+    // first string of `["1.1.0", …]` for a log file to create.
+    let conf: LogConf = serde_json::from_slice::<serde_json::Value>(stdin)
+        .ok()
+        .filter(serde_json::Value::is_object)
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
     let level = match conf.log_level.as_deref() {
         Some("debug") => LevelFilter::Debug,
         Some("warn") => LevelFilter::Warn,

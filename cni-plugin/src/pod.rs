@@ -63,10 +63,20 @@ impl PodWiring<'_> {
 
     /// Builds the wire. `host` is a socket in the node's namespace, `pod` one in the pod's. On
     /// failure the veth pair is removed again, so nothing is left half-made.
+    ///
+    /// The pair is born inside the pod's namespace and the host end is then moved to the
+    /// node together with its alias, in one request: every Jalur host end in the node carries
+    /// its alias from the moment it appears there. A plugin killed before the move leaves
+    /// the pair inside the pod's namespace (DEL removes it there, see
+    /// [`attachment::is_unmoved_pair`], and it goes with the namespace), never an unmarked
+    /// link in the node.
     pub fn apply(&self, host: &mut Netlink, pod: &mut Netlink) -> Result<Wired> {
         self.enable_forwarding()?;
-        self.create_veth(host)?;
+        self.clear_host_name(host)?;
+        pod.create_veth_here(&self.veth())?;
         crash_point("after-veth");
+        self.move_host_end(host, pod)?;
+        crash_point("after-move");
         self.finish(host, pod).inspect_err(|_| {
             if let Err(e) = host.delete_link(&self.host_ifname) {
                 log::error!("undoing a failed ADD: {e}");
@@ -84,23 +94,55 @@ impl PodWiring<'_> {
         Ok(())
     }
 
-    /// Creates the pair; a leftover host end of this very attachment (an ADD killed before it
-    /// could answer, and never deleted) is replaced, anything else is an error. A leftover
-    /// without alias (killed before it was set) carries the derived name, which is as good.
-    fn create_veth(&self, host: &mut Netlink) -> Result<()> {
-        match host.create_veth(&self.veth(), self.netns) {
-            Err(e) if e.is_exists() => {
-                let stale = host.link_by_name(&self.host_ifname)?;
-                let alias = stale.and_then(|l| l.alias);
-                if alias.is_some_and(|a| a != self.alias) {
-                    return Err(e.into());
-                }
-                log::warn!("replacing leftover host interface {}", self.host_ifname);
-                host.delete_link(&self.host_ifname)?;
-                Ok(host.create_veth(&self.veth(), self.netns)?)
-            }
-            other => Ok(other?),
+    /// Frees the host end's name in the node: a leftover host end of this very attachment
+    /// (an ADD that never answered, and no DEL since) is replaced; a link of anyone else,
+    /// with another alias or none, is left alone and the ADD fails naming it.
+    fn clear_host_name(&self, host: &mut Netlink) -> Result<()> {
+        let Some(link) = host.link_by_name(&self.host_ifname)? else {
+            return Ok(());
+        };
+        if link.alias.as_deref() != Some(self.alias.as_str()) {
+            return Err(self.name_taken(link.alias));
         }
+        log::warn!(
+            "replacing leftover host interface {} ({})",
+            self.host_ifname,
+            self.alias
+        );
+        host.delete_link_index(link.index, &self.host_ifname)?;
+        Ok(())
+    }
+
+    fn name_taken(&self, owner: Option<String>) -> Error {
+        Error::HostNameTaken {
+            name: self.host_ifname.clone(),
+            owner,
+            wanted: self.alias.clone(),
+        }
+    }
+
+    /// Moves the host end from the pod's namespace to the node's with its alias; on failure
+    /// removes the pair from the pod again.
+    fn move_host_end(&self, host: &mut Netlink, pod: &mut Netlink) -> Result<()> {
+        let moved = (|| -> Result<()> {
+            let link = pod.link_by_name(&self.host_ifname)?.ok_or_else(|| {
+                Error::CheckMismatch(format!("{} vanished from the pod", self.host_ifname))
+            })?;
+            let node = NetNs::current()?;
+            match pod.move_with_alias(link.index, &self.host_ifname, &self.alias, &node) {
+                Err(e) if e.is_exists() => {
+                    // Someone took the name in the node since it was checked.
+                    let owner = host.link_by_name(&self.host_ifname)?.and_then(|l| l.alias);
+                    Err(self.name_taken(owner))
+                }
+                other => Ok(other?),
+            }
+        })();
+        moved.inspect_err(|_| {
+            if let Err(e) = pod.delete_link(&self.host_ifname) {
+                log::error!("undoing a failed ADD: {e}");
+            }
+        })
     }
 
     fn finish(&self, host: &mut Netlink, pod: &mut Netlink) -> Result<Wired> {
@@ -117,7 +159,7 @@ impl PodWiring<'_> {
         let host_link = host
             .link_by_name(name)?
             .ok_or_else(|| Error::CheckMismatch(format!("host interface {name} vanished")))?;
-        host.set_up(host_link.index, Some(&self.alias))?;
+        host.set_up(host_link.index, None)?;
         let pod_link = pod.link_by_name(self.ifname)?.ok_or_else(|| {
             Error::CheckMismatch(format!("{} vanished from the pod", self.ifname))
         })?;
@@ -163,6 +205,12 @@ impl PodWiring<'_> {
         let Some(host_link) = host.link_by_name(&self.host_ifname)? else {
             return mismatch(format!("host interface {} is missing", self.host_ifname));
         };
+        if host_link.alias.as_deref() != Some(self.alias.as_str()) {
+            return mismatch(format!(
+                "host interface {} is not this attachment's: its ifalias is {:?}, not {:?}",
+                self.host_ifname, host_link.alias, self.alias
+            ));
+        }
         if host_link.kind.as_deref() != Some("veth") || !host_link.up {
             return mismatch(format!(
                 "host interface {} is not an up veth",

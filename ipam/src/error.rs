@@ -108,6 +108,15 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// A file of the store is not a regular file (a FIFO, a device, a directory, a symlink).
+    #[error("{what} {} is not a regular file", path.display())]
+    NotRegularFile {
+        /// Which file: "state file", "lock file", …
+        what: &'static str,
+        /// Its path.
+        path: PathBuf,
+    },
+
     /// The store's lock could not be taken within the configured timeout.
     #[error("timed out after {timeout:?} waiting for lock {}", path.display())]
     LockTimeout {

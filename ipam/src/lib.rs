@@ -21,6 +21,7 @@
 //! ```
 
 mod allocator;
+mod attachment_lock;
 mod error;
 mod key;
 mod lock;
@@ -29,6 +30,7 @@ mod range;
 mod state;
 mod store;
 
+pub use attachment_lock::AttachmentLock;
 pub use error::{Error, Result};
 pub use key::{Allocation, AttachmentKey};
 pub use pool::{Pool, RangeSet};

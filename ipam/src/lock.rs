@@ -28,20 +28,24 @@ pub(crate) struct LockGuard {
     _file: File,
 }
 
-/// Opens (creating if needed, mode 0600) the lock file.
+/// Opens (creating if needed, mode 0600) the lock file. It must be a regular file: the open
+/// never blocks (`O_NONBLOCK`) and a FIFO, device or symlink is refused.
 pub(crate) fn open_lock_file(path: &Path) -> Result<File> {
-    OpenOptions::new()
+    let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
         .open(path)
         .map_err(|source| Error::Io {
             op: "cannot open lock file",
             path: path.to_owned(),
             source,
-        })
+        })?;
+    crate::store::require_regular(&file, path, "lock file")?;
+    Ok(file)
 }
 
 fn flock(file: &File, op: libc::c_int) -> io::Result<()> {
@@ -64,7 +68,12 @@ fn flock(file: &File, op: libc::c_int) -> io::Result<()> {
 /// (polling would leave it idle between tries while a queue of plugins sleeps). If the wait
 /// times out, the helper thread releases the lock as soon as it gets it.
 pub(crate) fn acquire(path: &Path, mode: Mode, timeout: Duration) -> Result<LockGuard> {
-    let file = open_lock_file(path)?;
+    let file = lock_within(open_lock_file(path)?, path, mode, timeout)?;
+    Ok(LockGuard { _file: file })
+}
+
+/// Takes the lock on the open `file` (at `path`, for messages), waiting at most `timeout`.
+pub(crate) fn lock_within(file: File, path: &Path, mode: Mode, timeout: Duration) -> Result<File> {
     let op = match mode {
         Mode::Shared => libc::LOCK_SH,
         Mode::Exclusive => libc::LOCK_EX,
@@ -75,7 +84,7 @@ pub(crate) fn acquire(path: &Path, mode: Mode, timeout: Duration) -> Result<Lock
         source,
     };
     match flock(&file, op | libc::LOCK_NB) {
-        Ok(()) => return Ok(LockGuard { _file: file }),
+        Ok(()) => return Ok(file),
         Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {}
         Err(e) => return Err(io_err(e)),
     }
@@ -86,7 +95,7 @@ pub(crate) fn acquire(path: &Path, mode: Mode, timeout: Duration) -> Result<Lock
         let _ = tx.send(result);
     });
     match rx.recv_timeout(timeout) {
-        Ok(Ok(file)) => Ok(LockGuard { _file: file }),
+        Ok(Ok(file)) => Ok(file),
         Ok(Err(e)) => Err(io_err(e)),
         Err(_) => Err(Error::LockTimeout {
             path: path.to_owned(),

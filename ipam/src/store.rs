@@ -9,12 +9,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::attachment_lock::AttachmentLock;
 use crate::error::{Error, Result};
 use crate::key::{Allocation, AttachmentKey};
 use crate::lock::{self, Mode};
@@ -144,6 +145,13 @@ impl Store {
         self.read(|state| state.free(pool))
     }
 
+    /// Serialises every operation on `key` (the plugin holds it across booking and wiring):
+    /// an exclusive lock on `<dir>/attachments/<hash of key>.lock`, waited for at most the
+    /// lock timeout. Independent of the store's own lock, and always taken before it.
+    pub fn lock_attachment(&self, key: &AttachmentKey) -> Result<AttachmentLock> {
+        AttachmentLock::acquire(&self.dir, key, self.lock_timeout)
+    }
+
     /// Runs `f` on the state under the shared lock.
     fn read<T>(&self, f: impl FnOnce(&State) -> T) -> Result<T> {
         let _guard = lock::acquire(&self.lock_path, Mode::Shared, self.lock_timeout)?;
@@ -164,19 +172,27 @@ impl Store {
         Ok(out)
     }
 
-    /// Reads the state file; missing means empty. Caller holds the lock.
+    /// Reads the state file; missing means empty. Caller holds the lock. The open never
+    /// blocks (`O_NONBLOCK`) and anything but a regular file is refused, so a FIFO put in its
+    /// place cannot hang every plugin of the node behind the lock.
     fn load(&self) -> Result<State> {
-        let bytes = match fs::read(&self.state_path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
-            Err(source) => {
-                return Err(Error::Io {
-                    op: "cannot read state file",
-                    path: self.state_path.clone(),
-                    source,
-                })
-            }
+        let read_err = |source| Error::Io {
+            op: "cannot read state file",
+            path: self.state_path.clone(),
+            source,
         };
+        let mut file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+            .open(&self.state_path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
+            Err(e) => return Err(read_err(e)),
+        };
+        require_regular(&file, &self.state_path, "state file")?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(read_err)?;
         let state: State = serde_json::from_slice(&bytes).map_err(|source| Error::Corrupt {
             path: self.state_path.clone(),
             source,
@@ -249,6 +265,22 @@ impl Store {
             .and_then(|d| d.sync_all())
             .map_err(io_err("cannot sync directory", &self.dir))
     }
+}
+
+/// Refuses an open file that is not a regular file (a FIFO, a device, a directory).
+pub(crate) fn require_regular(file: &File, path: &Path, what: &'static str) -> Result<()> {
+    let meta = file.metadata().map_err(|source| Error::Io {
+        op: "cannot stat",
+        path: path.to_owned(),
+        source,
+    })?;
+    if meta.file_type().is_file() {
+        return Ok(());
+    }
+    Err(Error::NotRegularFile {
+        what,
+        path: path.to_owned(),
+    })
 }
 
 /// Rejects network names that are not a single, plain path component.

@@ -467,3 +467,27 @@ fn readers_share_the_lock() {
         Err(Error::LockTimeout { .. })
     ));
 }
+
+#[test]
+fn a_fifo_as_state_or_lock_file_is_refused_at_once() {
+    use std::ffi::CString;
+    use std::time::Instant;
+    let mkfifo = |p: &Path| {
+        let c = CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    };
+    let (_t, s) = store();
+    mkfifo(s.state_path());
+    let started = Instant::now();
+    let err = s.allocate(&pool(&["10.1.0.0/24"]), &key("a")).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(matches!(err, Error::NotRegularFile { .. }), "{err}");
+    assert!(err.to_string().contains("allocations.json"), "{err}");
+
+    let tmp = TempDir::new().unwrap();
+    fs::create_dir_all(tmp.path().join("net2")).unwrap();
+    mkfifo(&tmp.path().join("net2").join(LOCK_FILE));
+    let err = Store::open(tmp.path(), "net2").unwrap_err();
+    assert!(matches!(err, Error::NotRegularFile { .. }), "{err}");
+}

@@ -6,6 +6,7 @@
 //! and is removed on drop, also when the test fails. Tests need root.
 
 pub mod bench;
+pub mod cgroup;
 pub mod cluster;
 pub mod conflist;
 pub mod fake_apiserver;
@@ -13,6 +14,7 @@ pub mod netns;
 pub mod network;
 pub mod plugin;
 
+pub use cgroup::PidsCap;
 pub use netns::{Netns, Node};
 pub use network::Network;
 pub use plugin::{bin_dir, cni_bin_dirs, CniCall, CniOutput};

@@ -1,9 +1,11 @@
 //! Running a built plugin the way a container runtime does: CNI_* variables, the config on
 //! stdin, inside the node's namespace; stdout parsed as the protocol.
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -45,6 +47,10 @@ pub struct CniCall {
     pub unset: Vec<String>,
     /// Extra variables.
     pub extra_env: Vec<(String, String)>,
+    /// Kill the plugin (code -1) when it has not finished by then.
+    pub timeout: Option<Duration>,
+    /// A `cgroup.procs` file the plugin is put in before it starts (see [`crate::PidsCap`]).
+    pub cgroup_procs: Option<PathBuf>,
 }
 
 /// What a plugin answered.
@@ -96,6 +102,8 @@ impl CniCall {
             ifname: ifname.into(),
             unset: Vec::new(),
             extra_env: Vec::new(),
+            timeout: None,
+            cgroup_procs: None,
         }
     }
 
@@ -125,18 +133,84 @@ impl CniCall {
         for k in &self.unset {
             cmd.env_remove(k);
         }
-        let mut child = cmd
+        if let Some(procs) = &self.cgroup_procs {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(procs)
+                .expect("open cgroup.procs");
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+            // SAFETY: only async-signal-safe calls between fork and exec: getpid, write to
+            // a descriptor opened before the fork, and a stack buffer.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let mut buf = [0u8; 24];
+                    let mut pid = libc::getpid() as u64;
+                    let mut i = buf.len();
+                    loop {
+                        i -= 1;
+                        buf[i] = b'0' + (pid % 10) as u8;
+                        pid /= 10;
+                        if pid == 0 {
+                            break;
+                        }
+                    }
+                    let n = buf.len() - i;
+                    if libc::write(fd, buf[i..].as_ptr().cast(), n) != n as isize {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            let child = cmd
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn plugin");
+            drop(file);
+            return finish(child, stdin, self.timeout);
+        }
+        let child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn plugin");
-        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-        let out = child.wait_with_output().expect("plugin output");
-        CniOutput {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        finish(child, stdin, self.timeout)
+    }
+}
+
+/// Feeds stdin, collects the output, and kills the child at the deadline.
+fn finish(mut child: Child, stdin: &str, timeout: Option<Duration>) -> CniOutput {
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    // Descendants of a killed plugin may hold the pipes open: read on detached threads and
+    // stop waiting for them shortly after the plugin itself is gone.
+    let reader = |mut r: Box<dyn Read + Send>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            let _ = tx.send(String::from_utf8_lossy(&v).into_owned());
+        });
+        rx
+    };
+    let out = reader(Box::new(child.stdout.take().unwrap()));
+    let err = reader(Box::new(child.stderr.take().unwrap()));
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for plugin") {
+            break status;
         }
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            let _ = child.kill();
+            break child.wait().expect("wait for killed plugin");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let grace = Duration::from_secs(if timeout.is_some() { 2 } else { 3600 });
+    CniOutput {
+        code: status.code().unwrap_or(-1),
+        stdout: out.recv_timeout(grace).unwrap_or_default(),
+        stderr: err.recv_timeout(grace).unwrap_or_default(),
     }
 }

@@ -4,9 +4,10 @@
 use jalur_tests::{require_root, CniCall, Netns, Network};
 use serde_json::json;
 
-const POINTS: [&str; 4] = [
+const POINTS: [&str; 5] = [
     "after-ipam",
     "after-veth",
+    "after-move",
     "after-pod-side",
     "before-result",
 ];

@@ -226,6 +226,157 @@ fn bad_inputs_get_the_right_code_and_create_nothing() {
         ),
         (
             Bad {
+                what: "invalid JSON starting with [",
+                code: 6,
+                needle: "decode",
+            },
+            Box::new(|_| "[\"1.1.0\", 5 garbage".into()),
+        ),
+        (
+            Bad {
+                what: "a JSON array",
+                code: 7,
+                needle: "JSON object",
+            },
+            Box::new(|_| "[\"1.1.0\", \"x\"]".into()),
+        ),
+        (
+            Bad {
+                what: "a container ID over 128 bytes",
+                code: 4,
+                needle: "128",
+            },
+            Box::new(|c| {
+                c.container_id = "c".repeat(240);
+                good.clone()
+            }),
+        ),
+        (
+            Bad {
+                what: "a network name over 100 bytes",
+                code: 7,
+                needle: "100",
+            },
+            Box::new(|_| {
+                let mut c: serde_json::Value = serde_json::from_str(&good).unwrap();
+                c["name"] = json!("n".repeat(255));
+                c.to_string()
+            }),
+        ),
+        (
+            Bad {
+                what: "a legacy subnet of the wrong type",
+                code: 7,
+                needle: "ipam.subnet",
+            },
+            Box::new(|_| {
+                let mut c: serde_json::Value = serde_json::from_str(&good).unwrap();
+                c["ipam"]["subnet"] = json!(["fd00:23::/64"]);
+                c.to_string()
+            }),
+        ),
+        (
+            Bad {
+                what: "a legacy rangeStart without subnet",
+                code: 7,
+                needle: "ipam.rangeStart",
+            },
+            Box::new(|_| {
+                let mut c: serde_json::Value = serde_json::from_str(&good).unwrap();
+                c["ipam"]["rangeStart"] = json!("10.244.23.9");
+                c.to_string()
+            }),
+        ),
+        (
+            Bad {
+                what: "ifname all",
+                code: 4,
+                needle: "CNI_IFNAME",
+            },
+            Box::new(|c| {
+                c.ifname = "all".into();
+                good.clone()
+            }),
+        ),
+        (
+            Bad {
+                what: "ifname default",
+                code: 4,
+                needle: "CNI_IFNAME",
+            },
+            Box::new(|c| {
+                c.ifname = "default".into();
+                good.clone()
+            }),
+        ),
+        (
+            Bad {
+                what: "ifname eth%d",
+                code: 4,
+                needle: "CNI_IFNAME",
+            },
+            Box::new(|c| {
+                c.ifname = "eth%d".into();
+                good.clone()
+            }),
+        ),
+        (
+            Bad {
+                what: "ifname .",
+                code: 4,
+                needle: "CNI_IFNAME",
+            },
+            Box::new(|c| {
+                c.ifname = ".".into();
+                good.clone()
+            }),
+        ),
+        (
+            Bad {
+                what: "ifname ..",
+                code: 4,
+                needle: "CNI_IFNAME",
+            },
+            Box::new(|c| {
+                c.ifname = "..".into();
+                good.clone()
+            }),
+        ),
+        (
+            Bad {
+                what: "ifname a/b",
+                code: 4,
+                needle: "CNI_IFNAME",
+            },
+            Box::new(|c| {
+                c.ifname = "a/b".into();
+                good.clone()
+            }),
+        ),
+        (
+            Bad {
+                what: "ifname a b",
+                code: 4,
+                needle: "CNI_IFNAME",
+            },
+            Box::new(|c| {
+                c.ifname = "a b".into();
+                good.clone()
+            }),
+        ),
+        (
+            Bad {
+                what: "ifname a\\tb",
+                code: 4,
+                needle: "CNI_IFNAME",
+            },
+            Box::new(|c| {
+                c.ifname = "a\tb".into();
+                good.clone()
+            }),
+        ),
+        (
+            Bad {
                 what: "GC in a 1.0.0 config",
                 code: 1,
                 needle: "GC",

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::{ipam_plugin, netns_of, node_ready, pod_routes, sockets, wiring};
+use super::{ipam_plugin, lock_attachment, netns_of, node_ready, pod_routes, sockets, wiring};
 use crate::attachment::{gateway_for, HOST_MAC};
 use crate::error::{Error, Result};
 use crate::net::format_mac;
@@ -28,6 +28,8 @@ pub(super) fn add(req: &Request) -> Result<CniResult> {
         ));
     }
     let netns = netns_of(req)?;
+    // Held until the answer: a DEL of this attachment waits for the wiring (or its undo).
+    let _lock = lock_attachment(req)?;
     let (mut host, mut pod) = sockets(&netns)?;
     if pod.link_by_name(&req.env.ifname)?.is_some() {
         return Err(Error::InterfaceExists {

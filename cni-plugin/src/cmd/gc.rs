@@ -1,16 +1,13 @@
 //! GC: release the addresses and host ends of every attachment of this network that
 //! `cni.dev/valid-attachments` does not list (leftovers of pods whose DEL never came).
 //!
-//! Host ends are found two ways: by the derived name of every attachment the address store
-//! holds (this also finds one whose ADD was killed before its alias was set), and by the
-//! alias that names this network.
+//! Host ends are found by their alias, which names the network and the attachment: a link
+//! whose alias does not name this network is never touched. (A host end is never in the node
+//! without its alias: see [`crate::pod::PodWiring::apply`].)
 
-use std::collections::BTreeSet;
-
-use ipam::{AttachmentKey, Store};
+use ipam::AttachmentKey;
 
 use super::ipam_plugin;
-use crate::attachment::host_ifname;
 use crate::error::{Error, Result};
 use crate::ipam_local::valid_attachments;
 use crate::net::Netlink;
@@ -20,30 +17,18 @@ use crate::skel::Request;
 pub(super) fn gc(req: &Request) -> Result<()> {
     let valid = valid_attachments(req)?;
     let conf = req.config.ipam()?;
-    let mut stale: BTreeSet<AttachmentKey> = BTreeSet::new();
-    if conf.is_in_process() {
-        let store = Store::open(&conf.data_dir(), &req.config.name)?;
-        stale.extend(
-            store
-                .attachments()?
-                .into_keys()
-                .filter(|k| !valid.contains(k)),
-        );
-    }
     let mut host = Netlink::open()?;
-    for link in host.links()? {
-        if let Some((network, container_id, ifname)) = owner_of(&link) {
-            let key = AttachmentKey::new(container_id, ifname);
-            if network == req.config.name && !valid.contains(&key) {
-                stale.insert(key);
-            }
-        }
-    }
     let mut errors: Vec<Error> = Vec::new();
-    for key in &stale {
-        let name = host_ifname(&key.container_id, &key.ifname);
-        match host.delete_link(&name) {
-            Ok(true) => log::info!("GC removed {name} ({key})"),
+    for link in host.links()? {
+        let Some((network, container_id, ifname)) = owner_of(&link) else {
+            continue;
+        };
+        let key = AttachmentKey::new(container_id, ifname);
+        if network != req.config.name || valid.contains(&key) {
+            continue;
+        }
+        match host.delete_link_index(link.index, &link.name) {
+            Ok(true) => log::info!("GC removed {} ({key})", link.name),
             Ok(false) => {}
             Err(e) => errors.push(e.into()),
         }

@@ -10,6 +10,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use ipam::{AttachmentKey, AttachmentLock, Store};
+
 use crate::attachment;
 use crate::config::{IpamConf, NetConf};
 use crate::delegate::Delegate;
@@ -25,20 +27,61 @@ pub struct Jalur;
 
 impl Plugin for Jalur {
     fn add(&self, req: &Request) -> Result<CniResult> {
+        no_self_delegation(req)?;
         add::add(req)
     }
     fn del(&self, req: &Request) -> Result<()> {
+        no_self_delegation(req)?;
         del::del(req)
     }
     fn check(&self, req: &Request) -> Result<()> {
+        no_self_delegation(req)?;
         check::check(req)
     }
     fn gc(&self, req: &Request) -> Result<()> {
+        no_self_delegation(req)?;
         gc::gc(req)
     }
     fn status(&self, req: &Request) -> Result<()> {
+        no_self_delegation(req)?;
         status::status(req)
     }
+}
+
+/// The plugin's own type: an IPAM of this type would be the plugin running itself.
+const OWN_TYPE: &str = "jalur";
+
+/// Refuses (code 7, before anything runs) a config whose IPAM would run `jalur` again:
+/// `ipam.type` naming this plugin, or this very call having been started by a delegate of
+/// a `jalur` up the process tree (a chain of delegations leading back here). Either would
+/// exec without end.
+fn no_self_delegation(req: &Request) -> Result<()> {
+    let Some(conf) = &req.config.ipam else {
+        return Ok(());
+    };
+    if conf.plugin_type == OWN_TYPE || conf.plugin_type == req.config.plugin_type {
+        return Err(Error::InvalidConfig(format!(
+            "ipam.type {:?} is this plugin itself: it would run itself as its own IPAM without end; use \"{}\" (or another IPAM plugin)",
+            conf.plugin_type,
+            crate::config::IPAM_TYPE
+        )));
+    }
+    if let Some(pid) = &req.env.delegated_by {
+        return Err(Error::InvalidConfig(format!(
+            "jalur was run as (or through) the IPAM of jalur (process {pid}): ipam.type {:?} leads back to jalur, which would run itself without end",
+            conf.plugin_type
+        )));
+    }
+    Ok(())
+}
+
+/// Takes the attachment's lock (under `<dataDir>/<network>/attachments/`, whatever the IPAM
+/// type), held across booking and wiring so that ADD and DEL of one attachment never
+/// interleave. Code 11 when it cannot be had within the store's timeout.
+fn lock_attachment(req: &Request) -> Result<AttachmentLock> {
+    let conf = req.config.ipam()?;
+    let store = Store::open(&conf.data_dir(), &req.config.name)?;
+    Ok(store.lock_attachment(&AttachmentKey::new(&req.env.container_id, &req.env.ifname))?)
 }
 
 /// The IPAM a config names: in-process for `jalur-ipam`, by exec for anything else.
@@ -120,12 +163,27 @@ fn pod_routes(ips: &[IpAddr], ipam_routes: &[IpNet]) -> Vec<IpNet> {
         .collect()
 }
 
+/// The pod's namespace: `CNI_NETNS`, which must be a network namespace other than the one
+/// the plugin runs in (wiring that one would rewire the node itself: its default route).
 fn netns_of(req: &Request) -> Result<NetNs> {
     let path = req.env.netns.as_ref().ok_or(Error::InvalidEnv {
         var: "CNI_NETNS",
         reason: "it is missing or empty".into(),
     })?;
-    Ok(NetNs::open(path)?)
+    let netns = NetNs::open(path)?;
+    let own = netns
+        .is_current()
+        .map_err(|e| Error::io("cannot compare CNI_NETNS with /proc/self/ns/net", e))?;
+    if own {
+        return Err(Error::InvalidEnv {
+            var: "CNI_NETNS",
+            reason: format!(
+                "{} is the network namespace jalur itself runs in (the node's), not a pod's; nothing was changed",
+                path.display()
+            ),
+        });
+    }
+    Ok(netns)
 }
 
 #[cfg(test)]

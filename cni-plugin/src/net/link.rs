@@ -41,6 +41,10 @@ pub struct Link {
     pub kind: Option<String>,
     /// `ifalias`, if set.
     pub alias: Option<String>,
+    /// `IFLA_LINK`: for a veth, its peer's index (in the namespace of `peer_netnsid`).
+    pub peer: Option<u32>,
+    /// `IFLA_LINK_NETNSID`: set when the peer is in another namespace.
+    pub peer_netnsid: Option<i32>,
 }
 
 impl Link {
@@ -53,6 +57,8 @@ impl Link {
             up: msg.header.flags.contains(LinkFlags::Up),
             kind: None,
             alias: None,
+            peer: None,
+            peer_netnsid: None,
         };
         for attr in msg.attributes {
             match attr {
@@ -60,6 +66,8 @@ impl Link {
                 LinkAttribute::Address(mac) => link.mac = mac,
                 LinkAttribute::Mtu(mtu) => link.mtu = mtu,
                 LinkAttribute::IfAlias(alias) => link.alias = Some(alias),
+                LinkAttribute::Link(peer) => link.peer = Some(peer),
+                LinkAttribute::LinkNetNsId(id) => link.peer_netnsid = Some(id),
                 LinkAttribute::LinkInfo(infos) => {
                     for info in infos {
                         if let LinkInfo::Kind(kind) = info {
@@ -117,6 +125,64 @@ impl Netlink {
             },
             RouteNetlinkMessage::NewLink(msg),
             NLM_F_CREATE | NLM_F_EXCL,
+        )
+    }
+
+    /// `ip link add HOST [address MAC] mtu M type veth peer name PEER mtu M` — both ends in
+    /// this socket's namespace, down.
+    pub fn create_veth_here(&mut self, spec: &VethSpec) -> Result<(), NetError> {
+        let mut peer = LinkMessage::default();
+        peer.attributes
+            .push(LinkAttribute::IfName(spec.peer_name.clone()));
+        peer.attributes.push(LinkAttribute::Mtu(spec.mtu));
+        let mut msg = LinkMessage::default();
+        msg.attributes
+            .push(LinkAttribute::IfName(spec.host_name.clone()));
+        msg.attributes.push(LinkAttribute::Mtu(spec.mtu));
+        if let Some(mac) = spec.host_mac {
+            msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        }
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Veth),
+            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
+        ]));
+        self.ack(
+            &|| {
+                format!(
+                    "ip link add {} mtu {} type veth peer name {}",
+                    spec.host_name, spec.mtu, spec.peer_name
+                )
+            },
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
+    }
+
+    /// `ip link set dev NAME alias ALIAS netns NS` in one request: the link arrives in `ns`
+    /// already carrying its alias (the kernel moves it first, then sets the alias), so it is
+    /// never seen there without one. `EEXIST` when `ns` has a link of that name.
+    pub fn move_with_alias(
+        &mut self,
+        index: u32,
+        name: &str,
+        alias: &str,
+        ns: &NetNs,
+    ) -> Result<(), NetError> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.attributes
+            .push(LinkAttribute::NetNsFd(ns.fd().as_raw_fd()));
+        msg.attributes
+            .push(LinkAttribute::IfAlias(alias.to_owned()));
+        self.ack(
+            &|| {
+                format!(
+                    "ip link set dev {name} alias {alias} netns {}",
+                    ns.path().display()
+                )
+            },
+            RouteNetlinkMessage::SetLink(msg),
+            0,
         )
     }
 
@@ -178,6 +244,22 @@ impl Netlink {
             RouteNetlinkMessage::SetLink(msg),
             0,
         )
+    }
+
+    /// `ip link del dev INDEX` (`NAME` for messages); `Ok(false)` when it was already gone.
+    /// Deleting by index deletes the link that was looked at, not whatever holds the name now.
+    pub fn delete_link_index(&mut self, index: u32, name: &str) -> Result<bool, NetError> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        match self.ack(
+            &|| format!("ip link del {name}"),
+            RouteNetlinkMessage::DelLink(msg),
+            0,
+        ) {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// `ip link del NAME`; `Ok(false)` when it was already gone.

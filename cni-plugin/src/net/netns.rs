@@ -4,9 +4,10 @@
 //! caller's thread, so the caller (and any async runtime) never changes namespace. A netlink
 //! socket opened inside stays bound to that namespace after the thread ends.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// `NSFS_MAGIC` from `linux/magic.h`: the filesystem of namespace files.
@@ -50,15 +51,25 @@ pub struct NetNs {
 
 impl NetNs {
     /// Opens `path` (e.g. `/var/run/netns/cni-…` or `/proc/<pid>/ns/net`) and checks that it is
-    /// a network namespace.
+    /// a network namespace. Never blocks: anything but a regular file (namespace files are
+    /// regular files of nsfs) is refused before it is opened, and the open itself is
+    /// `O_NONBLOCK`, so a FIFO swapped in between cannot hang the plugin either.
     pub fn open(path: &Path) -> Result<NetNs, NetNsError> {
-        let file = File::open(path).map_err(|source| NetNsError::Open {
+        let open_err = |source| NetNsError::Open {
             path: path.to_owned(),
             source,
-        })?;
+        };
         let not_netns = || NetNsError::NotNetns {
             path: path.to_owned(),
         };
+        if !std::fs::metadata(path).map_err(open_err)?.is_file() {
+            return Err(not_netns());
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+            .map_err(open_err)?;
         // SAFETY: fstatfs fills a plain-old-data struct we own; the fd is valid.
         let mut st: libc::statfs = unsafe { std::mem::zeroed() };
         if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } != 0
@@ -75,6 +86,19 @@ impl NetNs {
             file,
             path: path.to_owned(),
         })
+    }
+
+    /// True when this is the namespace the calling process runs in (the node's, for the
+    /// plugin): the same nsfs inode as `/proc/self/ns/net`.
+    pub fn is_current(&self) -> io::Result<bool> {
+        let ours = std::fs::metadata("/proc/self/ns/net")?;
+        let this = self.file.metadata()?;
+        Ok(ours.dev() == this.dev() && ours.ino() == this.ino())
+    }
+
+    /// The namespace the calling process runs in (`/proc/self/ns/net`).
+    pub fn current() -> Result<NetNs, NetNsError> {
+        NetNs::open(Path::new("/proc/self/ns/net"))
     }
 
     /// The path this handle was opened from.
