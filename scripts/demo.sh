@@ -20,6 +20,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/demo-lib.sh
 source scripts/lib/demo-lib.sh
+# shellcheck source=scripts/lib/target-dir.sh
+source scripts/lib/target-dir.sh
 
 MODE=run
 case "${1:-}" in
@@ -41,7 +43,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   exit 1
 fi
 
-BIN=$PWD/target/release
+BIN=$(release_dir "$PWD")   # where cargo puts the binaries, CARGO_TARGET_DIR included
 STATE=/run/jalur-demo
 CNI_PATH=$BIN:/usr/lib/cni:/opt/cni/bin
 NODES=(node1 node2 node3)
@@ -101,7 +103,7 @@ echo "== building jalur and jalur-agent (release; the first build takes a few mi
 if command -v cargo >/dev/null; then
   cargo build -q --release --locked -p cni-plugin -p node-agent
 elif [ -x "$BIN/jalur" ] && [ -x "$BIN/jalur-agent" ]; then
-  echo "   cargo is not on root's PATH: using the binaries already in target/release"
+  echo "   cargo is not on root's PATH: using the binaries already in $BIN"
 else
   echo "cargo is not on root's PATH. Build first as yourself, then run the demo:" >&2
   echo "  cargo build --release --locked -p cni-plugin -p node-agent && sudo $0 $*" >&2

@@ -180,7 +180,9 @@ if [ -z "$BIN_DIR" ]; then
   packages=(-p cni-plugin)
   [ "$WITH_AGENT" -eq 0 ] || packages+=(-p node-agent)
   cargo build --release --locked --manifest-path "$REPO/Cargo.toml" "${packages[@]}"
-  BIN_DIR=$REPO/target/release
+  # shellcheck source=/dev/null  # scripts/lib/target-dir.sh: release_dir
+  . "$REPO/scripts/lib/target-dir.sh"
+  BIN_DIR=$(release_dir "$REPO")
 fi
 [ -d "$BIN_DIR" ] || die "--bin-dir $BIN_DIR is not a directory"
 wanted=("${PLUGINS[@]}")

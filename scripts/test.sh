@@ -52,7 +52,9 @@ cargo test --release --locked --workspace 2>&1 | tee "$log" || status=1
 
 echo "== runtime test: podman drives jalur"
 podman_passed=0
-if PLUGIN=jalur JALUR_BIN_DIR="$PWD/target/release" tests/runtime/podman.sh 2>&1 | tee -a "$log"; then
+# shellcheck source=scripts/lib/target-dir.sh
+. scripts/lib/target-dir.sh
+if PLUGIN=jalur JALUR_BIN_DIR="$(release_dir "$PWD")" tests/runtime/podman.sh 2>&1 | tee -a "$log"; then
   podman_passed=1
 else
   status=1

@@ -3,11 +3,15 @@
 # outright, remove what its run left (its jt<pid>-* namespaces, their processes, its work
 # dir /var/tmp/<name>-<pid>). The benches clean up after themselves; this is the backstop.
 
-# run_bench NAME [ARGS...]: runs target/release/NAME, exits with its status.
+# shellcheck source=scripts/lib/target-dir.sh
+. "$(dirname "${BASH_SOURCE[0]}")/target-dir.sh"
+
+# run_bench NAME [ARGS...]: runs NAME from cargo's release dir (CARGO_TARGET_DIR included),
+# exits with its status.
 run_bench() {
   local name=$1
   shift
-  "target/release/$name" "$@" &
+  "$(release_dir "$PWD")/$name" "$@" &
   bench_pid=$!
   bench_name=$name
   trap bench_sweep EXIT

@@ -8,7 +8,7 @@
 #
 # Environment knobs:
 #   PLUGIN          ptp | jalur                          (default ptp)
-#   JALUR_BIN_DIR   where jalur, jalur-ipam live         (default <repo>/target/release)
+#   JALUR_BIN_DIR   where jalur, jalur-ipam live         (default: cargo's release dir)
 #   REF_CNI_DIR     reference CNI plugins                (default /usr/lib/cni)
 #   OCI_RUNTIME     runc | crun                          (default runc if installed)
 #   KEEP=1          keep the temp dir (state, logs) for post-mortem; everything
@@ -37,7 +37,11 @@ SCRIPT_DIR=$(cd "$SCRIPT_DIR" && pwd)
 REPO_DIR=$(cd "$SCRIPT_DIR/../.." && pwd)
 
 PLUGIN=${PLUGIN:-ptp}
-JALUR_BIN_DIR=${JALUR_BIN_DIR:-$REPO_DIR/target/release}
+if [ -z "${JALUR_BIN_DIR:-}" ]; then
+  # shellcheck source=scripts/lib/target-dir.sh
+  . "$REPO_DIR/scripts/lib/target-dir.sh"
+  JALUR_BIN_DIR=$(release_dir "$REPO_DIR")
+fi
 REF_CNI_DIR=${REF_CNI_DIR:-/usr/lib/cni}
 KEEP=${KEEP:-0}
 STEP_TIMEOUT=${STEP_TIMEOUT:-120}
