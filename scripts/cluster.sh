@@ -13,17 +13,16 @@
 # The picture (namespaces are named jk-*; state in /var/lib/jalur-cluster):
 #
 #   subnet A 192.168.30.0/24 (jk-bridge-a)             subnet B 192.168.31.0/24 (jk-bridge-b)
-#     control plane .10 (jk-control: etcd,
-#       kube-apiserver :6443, controller-manager,
-#       scheduler)
 #     node1 .11   node2 .12   --- .1 jk-router .1 ---   node3 .13
+#     node1 is also the control plane (etcd, kube-apiserver :6443, controller-manager,
+#     scheduler in its network namespace), as on kubeadm or minikube.
 #   Nodes get spec.podCIDRs from 10.244.0.0/16 (controller-manager, /24 each); Services
 #   10.96.0.0/12, the API server behind 10.96.0.1, CoreDNS behind kube-dns 10.96.0.10.
 #   node1 and node2 route each other's pods directly, node3 is reached over Jalur's VXLAN.
 #
 # Nothing touches the machine's own network: every address, route and link lives in the
-# jk-* namespaces. `kubectl` from `env` enters jk-control's network namespace to reach the
-# API server. Every process the cluster starts (and its children: containerd's shims, the
+# jk-* namespaces. `kubectl` from `env` enters node1's network namespace to reach the API
+# server. Every process the cluster starts (and its children: containerd's shims, the
 # containers) runs in a cgroup under /jalur-cluster, which is how `down` finds them.
 set -euo pipefail
 cd "$(dirname "$0")/.."

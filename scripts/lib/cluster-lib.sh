@@ -8,7 +8,10 @@ CGROUP=jalur-cluster
 NODES=(node1 node2 node3)
 NODE_IP=(192.168.30.11 192.168.30.12 192.168.31.13)
 NODE_SUBNET=(a a b)
-APISERVER_IP=192.168.30.10
+# The control plane runs on node1, as on a kubeadm or minikube cluster: in node1's network
+# namespace, so that the API server reaches pods (its proxy, exec) over Jalur's routes.
+CONTROL_NS=jk-node1
+APISERVER_IP=192.168.30.11
 SERVICE_CIDR=10.96.0.0/12
 # shellcheck disable=SC2034 # (used by cluster-pki.sh: the API server certificate names it)
 SERVICE_IP=10.96.0.1
@@ -46,9 +49,10 @@ wait_for() {
 # kube_bin: where scripts/build-kube.sh put the components (built if missing).
 kube_bin() { echo "$KUBE_CACHE/bin"; }
 
-# k ARGS...: kubectl as the cluster's admin, from inside the control plane's namespace.
+# k ARGS...: kubectl as the cluster's admin, from inside the control plane's network
+# namespace.
 k() {
-  nsenter --net=/run/netns/jk-control "$(kube_bin)/kubectl" --kubeconfig="$PKI/admin.kubeconfig" "$@"
+  nsenter --net="/run/netns/$CONTROL_NS" "$(kube_bin)/kubectl" --kubeconfig="$PKI/admin.kubeconfig" "$@"
 }
 
 # spawn NAME CGROUP COMMAND...: starts COMMAND detached, in its own session and in the cgroup
@@ -68,11 +72,11 @@ in_node() {
 }
 
 # in_control COMMAND...: runs COMMAND in the control plane's network namespace.
-IN_CONTROL=(nsenter --net=/run/netns/jk-control --)
+IN_CONTROL=(nsenter --net="/run/netns/$CONTROL_NS" --)
 in_control() { "${IN_CONTROL[@]}" "$@"; }
 
 cluster_network() {
-  log "network: two subnets joined by a router, the control plane and three nodes"
+  log "network: two subnets joined by a router, three nodes"
   ip netns add jk-router
   ip -n jk-router link set lo up
   ip netns exec jk-router sysctl -qw net.ipv4.ip_forward=1
@@ -97,7 +101,6 @@ cluster_network() {
     ip -n "$1" link set eth0 up
     ip -n "$1" route add default via "${3%.*}.1"
   }
-  host jk-control a "$APISERVER_IP"
   for i in "${!NODES[@]}"; do
     host "jk-${NODES[i]}" "${NODE_SUBNET[i]}" "${NODE_IP[i]}"
   done
@@ -308,6 +311,8 @@ cluster_up() {
 
   # From here on, a failure removes whatever was made.
   trap up_failed EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
   local p top
   for p in "${NODE_PATHS[@]}"; do
     [ -e "$p" ] && continue
@@ -362,10 +367,11 @@ EOF
 cluster_env() {
   [ -f "$PKI/admin.kubeconfig" ] || { echo "cluster.sh: no cluster is up" >&2; exit 1; }
   mkdir -p "$STATE/bin"
-  # kubectl reaches the API server from inside the control plane's network namespace.
+  # kubectl reaches the API server from inside the control plane's network namespace
+  # (node1's): the machine's own network has no route to the cluster's.
   cat >"$STATE/bin/kubectl" <<EOF
 #!/bin/sh
-exec nsenter --net=/run/netns/jk-control "$(kube_bin)/kubectl" "\$@"
+exec nsenter --net=/run/netns/$CONTROL_NS "$(kube_bin)/kubectl" "\$@"
 EOF
   chmod +x "$STATE/bin/kubectl"
   echo "export KUBECONFIG=$PKI/admin.kubeconfig"

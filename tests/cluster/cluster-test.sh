@@ -212,7 +212,8 @@ nodeport_everywhere() {
   local port i out
   port=$(k get svc web-np -o jsonpath='{.spec.ports[0].nodePort}')
   for i in "${!NODES[@]}"; do
-    out=$(in_control curl -s --max-time 3 "http://${NODE_IP[i]}:$port/") || { echo "no answer from ${NODE_IP[i]}:$port"; return 1; }
+    # From the router: a host on the underlay that is not a node.
+    out=$(ip netns exec jk-router curl -s --max-time 3 "http://${NODE_IP[i]}:$port/") || { echo "no answer from ${NODE_IP[i]}:$port"; return 1; }
     echo "${NODE_IP[i]}:$port -> $out"
   done
 }
