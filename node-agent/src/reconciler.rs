@@ -84,12 +84,20 @@ fn sync_once(
     let started = Instant::now();
     let me = nodes.iter().find(|n| n.name == node_name);
     if me.is_none() {
-        // Without its own Node the agent cannot tell right from wrong: it changes nothing
-        // (a node briefly missing from the view must not tear down its pods' routes).
+        // Without its own Node the agent cannot tell right from wrong: it changes nothing in
+        // the kernel (a node briefly missing from the view must not tear down its pods'
+        // routes). But it serves no new pod: a Node deleted and registered again may come
+        // back with another pod CIDR, and a pod wired meanwhile from the old one would get
+        // an address no peer routes any more (seen on the real cluster). ADD answers "try
+        // again later" (11) until the Node is back.
         tracing::warn!(
             node = node_name,
-            "this node is not in the cluster view; leaving the kernel as it is"
+            "this node is not in the cluster view; leaving the kernel as it is and serving no new pod"
         );
+        if let Err(e) = conf.mark_not_ready() {
+            tracing::warn!(error = %e, "could not withdraw the readiness mark");
+        }
+        stats.lock().unwrap_or_else(|e| e.into_inner()).ready = false;
         return;
     }
     let policy = Policy {

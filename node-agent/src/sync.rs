@@ -163,6 +163,24 @@ fn sync_overlay(nl: &mut Netlink, index: u32, overlay: &OverlayPlan) -> Result<u
             changes += 1;
         }
     }
+    // The device is Jalur's own: a tunnel address of a pod subnet this node no longer has
+    // (its Node was deleted and registered again with another) goes. Left in place, it
+    // stays the device's first address, the source of every packet the node itself sends
+    // over the overlay, and peers have no route back to it. (IPv6 link-local addresses are
+    // the kernel's.)
+    for (ip, prefix) in have {
+        let link_local = matches!(ip, IpAddr::V6(v6) if v6.is_unicast_link_local());
+        if !link_local
+            && !overlay
+                .tunnel_addrs
+                .iter()
+                .any(|n| n.addr() == ip && n.prefix_len() == prefix)
+        {
+            tracing::info!(address = %ip, "removing a stale tunnel address");
+            nl.delete_address(index, ip, prefix)?;
+            changes += 1;
+        }
+    }
     let fdb_have = nl.fdb_entries(index)?;
     for vtep in &overlay.peers {
         if !fdb_have.contains(&vtep.fdb) {

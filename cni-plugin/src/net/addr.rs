@@ -1,4 +1,4 @@
-//! Addresses: add a host address (/32, /128) and list a link's addresses.
+//! Addresses: add and delete a host address (/32, /128) and list a link's addresses.
 
 use std::net::IpAddr;
 
@@ -37,6 +37,21 @@ impl Netlink {
             &|| format!("ip addr add {ip}/{prefix} dev {index}"),
             RouteNetlinkMessage::NewAddress(msg),
             NLM_F_CREATE | NLM_F_EXCL,
+        )
+    }
+
+    /// `ip addr del IP/PREFIX dev INDEX`.
+    pub fn delete_address(&mut self, index: u32, ip: IpAddr, prefix: u8) -> Result<(), NetError> {
+        let mut msg = AddressMessage::default();
+        msg.header.family = family(&ip);
+        msg.header.prefix_len = prefix;
+        msg.header.index = index;
+        msg.attributes.push(AddressAttribute::Local(ip));
+        msg.attributes.push(AddressAttribute::Address(ip));
+        self.ack(
+            &|| format!("ip addr del {ip}/{prefix} dev {index}"),
+            RouteNetlinkMessage::DelAddress(msg),
+            0,
         )
     }
 
