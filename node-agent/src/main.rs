@@ -9,8 +9,11 @@ mod cniconf;
 mod firewall;
 mod install_cni;
 mod metrics;
+mod nft_check;
+mod parts;
 mod plan;
 mod reconciler;
+mod repeat;
 mod source;
 mod sync;
 

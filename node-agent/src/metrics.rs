@@ -1,12 +1,24 @@
-//! Health, readiness and Prometheus metrics, served on `--metrics-addr` by a minimal HTTP/1.1
-//! responder (three fixed GET paths need no web framework).
+//! Health, readiness and Prometheus metrics, served on `--metrics-addr` over HTTP/1.1 by
+//! hyper (the stack kube-rs already brings): `/healthz`, `/readyz` (with each part of the
+//! node's state, see [`crate::parts`]) and `/metrics`.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::convert::Infallible;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{header, Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::repeat::{Failed, Repeated};
 
 /// What the reconciler reports after each sync.
 #[derive(Debug, Default, Clone)]
@@ -27,6 +39,10 @@ pub struct Stats {
     pub last_sync_seconds: f64,
     /// Routes changed in total (added + removed).
     pub route_changes: u64,
+    /// Each part of the node's state in the last sync: `None` in place, else the error.
+    pub parts: Vec<(&'static str, Option<String>)>,
+    /// Syncs in which each part failed.
+    pub part_errors: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// Shared between the reconciler and the server.
@@ -62,66 +78,130 @@ fn render(stats: &Stats) -> String {
     let _ = writeln!(out, "# HELP jalur_sync_errors_total Failed syncs.\n# TYPE jalur_sync_errors_total counter\njalur_sync_errors_total {}", stats.sync_errors);
     let _ = writeln!(out, "# HELP jalur_sync_duration_seconds Duration of the last sync.\n# TYPE jalur_sync_duration_seconds gauge\njalur_sync_duration_seconds {}", stats.last_sync_seconds);
     let _ = writeln!(out, "# HELP jalur_route_changes_total Routes added or removed.\n# TYPE jalur_route_changes_total counter\njalur_route_changes_total {}", stats.route_changes);
+    let _ = writeln!(out, "# HELP jalur_part_ok Whether each part of the node's state is in place.\n# TYPE jalur_part_ok gauge");
+    for (part, error) in &stats.parts {
+        let _ = writeln!(
+            out,
+            "jalur_part_ok{{part=\"{part}\"}} {}",
+            u8::from(error.is_none())
+        );
+    }
+    let _ = writeln!(out, "# HELP jalur_part_errors_total Syncs in which a part failed.\n# TYPE jalur_part_errors_total counter");
+    for (part, _) in &stats.parts {
+        let n = stats.part_errors.get(part).copied().unwrap_or(0);
+        let _ = writeln!(out, "jalur_part_errors_total{{part=\"{part}\"}} {n}");
+    }
     let _ = writeln!(out, "# HELP jalur_ready Whether the node can serve pods.\n# TYPE jalur_ready gauge\njalur_ready {}", u8::from(stats.ready));
+    out
+}
+
+fn readiness_text(stats: &Stats) -> String {
+    let mut out = String::from(if stats.ready {
+        "ready\n"
+    } else {
+        "not ready\n"
+    });
+    for (part, error) in &stats.parts {
+        match error {
+            None => {
+                let _ = writeln!(out, "{part}: ok");
+            }
+            Some(e) => {
+                let _ = writeln!(out, "{part}: failed: {e}");
+            }
+        }
+    }
     out
 }
 
 fn respond(path: &str, stats: &Stats) -> (u16, &'static str, String) {
     match path {
         "/healthz" => (200, "text/plain", "ok\n".into()),
-        "/readyz" if stats.ready => (200, "text/plain", "ready\n".into()),
-        "/readyz" => (503, "text/plain", "not ready\n".into()),
+        "/readyz" if stats.ready => (200, "text/plain", readiness_text(stats)),
+        "/readyz" => (503, "text/plain", readiness_text(stats)),
         "/metrics" => (200, "text/plain; version=0.0.4", render(stats)),
         _ => (404, "text/plain", "not found\n".into()),
     }
 }
 
-/// Serves until the process ends.
-pub async fn serve(listener: TcpListener, stats: SharedStats) {
-    loop {
-        let Ok((mut conn, _)) = listener.accept().await else {
-            continue;
-        };
-        let stats = stats.clone();
-        tokio::spawn(async move {
-            let limit = std::time::Duration::from_secs(5);
-            let Ok(Some(head)) = tokio::time::timeout(limit, read_head(&mut conn)).await else {
-                return;
-            };
-            let request = String::from_utf8_lossy(&head);
-            let path = request.split_whitespace().nth(1).unwrap_or("/");
-            let snapshot = stats.lock().map(|s| s.clone()).unwrap_or_default();
-            let (code, kind, body) = respond(path, &snapshot);
-            let reason = match code {
-                200 => "OK",
-                503 => "Service Unavailable",
-                _ => "Not Found",
-            };
-            let head = format!(
-                "HTTP/1.1 {code} {reason}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = conn.write_all(head.as_bytes()).await;
-            let _ = conn.write_all(body.as_bytes()).await;
-            let _ = conn.shutdown().await;
-        });
-    }
+/// A client must send its request head within this time.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// No connection lives longer than this (a client that reads its answer slowly included).
+pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+/// At most this many connections at once; more wait in the listen backlog.
+pub const MAX_CONNECTIONS: usize = 64;
+/// The longest pause after failed accepts (file descriptors exhausted, ...); the pause
+/// doubles from 5 ms up to it, and resets with the next accepted connection.
+pub const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+async fn answer(
+    request: Request<Incoming>,
+    stats: SharedStats,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let snapshot = stats.lock().map(|s| s.clone()).unwrap_or_default();
+    let (code, kind, body) = if request.method() == Method::GET || request.method() == Method::HEAD
+    {
+        respond(request.uri().path(), &snapshot)
+    } else {
+        (405, "text/plain", "only GET\n".into())
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() =
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(kind));
+    Ok(response)
 }
 
-/// Reads a request's head, up to its blank line. The whole head must be read: a socket
-/// closed with unread bytes answers with a reset, and the client may lose the response.
-/// None: the peer closed first, or the head is over 8 KiB.
-async fn read_head(conn: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = conn.read(&mut buf).await.ok()?;
-        if n == 0 || head.len() + n > 8192 {
-            return None;
+/// Serves HTTP/1.1 (hyper) until the process ends: one request per connection, a header
+/// read timeout against slow clients, a cap on connections, and a back-off on accept errors
+/// (which never end the server).
+pub async fn serve(listener: TcpListener, stats: SharedStats) {
+    serve_with(listener, stats, HEADER_TIMEOUT).await
+}
+
+async fn serve_with(listener: TcpListener, stats: SharedStats, header_timeout: Duration) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut backoff = Duration::ZERO;
+    let mut failures = Repeated::default();
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                backoff = (backoff * 2).clamp(Duration::from_millis(5), MAX_ACCEPT_BACKOFF);
+                match failures.failed(&e.to_string()) {
+                    Failed::Started => {
+                        tracing::warn!(error = %e, "metrics server cannot accept connections; backing off")
+                    }
+                    Failed::Still { count } => {
+                        tracing::warn!(error = %e, failed_accepts = count, "metrics server still cannot accept connections")
+                    }
+                    Failed::Quiet => {}
+                }
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        };
+        backoff = Duration::ZERO;
+        if let Some(ended) = failures.succeeded() {
+            tracing::info!(failed_accepts = ended.count, was = %ended.error, "metrics server accepts connections again");
         }
-        head.extend_from_slice(&buf[..n]);
+        let stats = stats.clone();
+        tokio::spawn(async move {
+            let mut http = http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .keep_alive(false);
+            let service = service_fn(move |request| answer(request, stats.clone()));
+            let connection = http.serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
+            drop(slot);
+        });
     }
-    Some(head)
 }
 
 /// Binds the metrics address.
@@ -159,6 +239,7 @@ mod tests {
     /// the client the response: it must wait for the blank line.
     #[tokio::test]
     async fn a_request_split_across_writes_gets_its_whole_response_and_a_clean_close() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         use tokio::net::TcpStream;
         let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -178,8 +259,36 @@ mod tests {
         conn.read_to_string(&mut response)
             .await
             .expect("the response up to a clean end of stream");
-        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+        // hyper answers in the request's version.
+        assert!(response.starts_with("HTTP/1.0 200 OK\r\n"), "{response}");
         assert!(response.ends_with("\r\n\r\nready\n"), "{response}");
+        server.abort();
+    }
+
+    /// A client that never finishes its request head is cut off at the header timeout, and
+    /// the server goes on answering others.
+    #[tokio::test]
+    async fn a_slow_client_is_cut_off_and_others_are_served() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::net::TcpStream;
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stats: SharedStats = Arc::new(Mutex::new(Stats::default()));
+        let server = tokio::spawn(serve_with(listener, stats, Duration::from_millis(300)));
+        let mut slow = TcpStream::connect(addr).await.unwrap();
+        slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let mut fast = TcpStream::connect(addr).await.unwrap();
+        fast.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = String::new();
+        fast.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 503 "), "{response}");
+        let mut rest = Vec::new();
+        let cut = tokio::time::timeout(Duration::from_secs(3), slow.read_to_end(&mut rest)).await;
+        assert!(cut.is_ok(), "the slow client was never cut off");
         server.abort();
     }
 }

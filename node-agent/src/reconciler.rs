@@ -17,7 +17,10 @@ use crate::cli::RunArgs;
 use crate::cniconf::CniConf;
 use crate::firewall;
 use crate::metrics::SharedStats;
+use crate::nft_check;
+use crate::parts::{self, Part, PartErrors};
 use crate::plan::{PeerRoute, Policy};
+use crate::repeat::{Failed, Repeated};
 use crate::source::View;
 use crate::sync;
 
@@ -29,6 +32,10 @@ struct State {
     peers: BTreeMap<String, PeerRoute>,
     /// This node's own pod CIDRs last reported as rejected.
     own_rejected: Vec<Rejection>,
+    /// The fingerprint of the nftables table right after the agent last applied it.
+    firewall_print: Option<u64>,
+    /// Failures going on, per part (None: the sync as a whole), each logged once.
+    failures: BTreeMap<Option<Part>, Repeated>,
 }
 
 /// Runs until `shutdown` fires. Routes are left in place on the way out.
@@ -46,6 +53,8 @@ pub async fn run(
         firewall: None,
         peers: BTreeMap::new(),
         own_rejected: Vec::new(),
+        firewall_print: None,
+        failures: BTreeMap::new(),
     }));
     let mut resync = tokio::time::interval(Duration::from_secs(args.resync_seconds.max(1)));
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -104,68 +113,150 @@ fn sync_once(
         mode: args.mode,
         cluster_cidrs: args.cluster_cidrs.clone(),
     };
-    let result = sync::sync(&mut state.nl, me, nodes, &policy).map_err(|e| e.to_string());
-    let result = result.and_then(|(plan, changes)| {
-        let fw = firewall::spec(args, &plan.pod_network);
-        let table_there = nft::exists(&fw.table).map_err(|e| e.to_string())?;
-        if state.firewall.as_ref() != Some(&fw) || !table_there {
-            nft::apply(&fw).map_err(|e| e.to_string())?;
-            state.firewall = Some(fw);
+    let synced = match sync::sync(&mut state.nl, me, nodes, &policy) {
+        Ok(synced) => synced,
+        Err(e) => {
+            let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
+            s.sync_errors += 1;
+            s.last_sync_seconds = started.elapsed().as_secs_f64();
+            note(&mut state.failures, None, &e.to_string());
+            return;
         }
-        let ready = !plan.own_cidrs.is_empty();
-        if ready {
-            if conf.write(&plan.own_cidrs, plan.pod_mtu).map_err(|e| e.to_string())? {
-                tracing::info!(path = %conf.path().display(), mtu = plan.pod_mtu, "wrote the CNI config");
+    };
+    if let Some(ended) = state.failures.entry(None).or_default().succeeded() {
+        tracing::info!(failed_syncs = ended.count, was = %ended.error, "the node can be looked at again");
+    }
+    let mut parts = PartErrors::new();
+    parts.insert(
+        Part::Overlay,
+        synced.overlay.as_ref().err().map(ToString::to_string),
+    );
+    let failing: Vec<String> = synced
+        .forwarding
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().err().map(ToString::to_string))
+        .collect();
+    parts.insert(
+        Part::Forwarding,
+        (!failing.is_empty()).then(|| failing.join("; ")),
+    );
+    parts.insert(
+        Part::Routes,
+        synced.routes.as_ref().err().map(ToString::to_string),
+    );
+    let plan = &synced.plan;
+    let fw = firewall::spec(args, &plan.pod_network);
+    let masquerade = fw.masquerade.is_some();
+    parts.insert(Part::Firewall, sync_firewall(fw, state).err());
+    let served = synced.served();
+    let cni = if served.is_empty() {
+        Ok(())
+    } else {
+        conf.write(&served, plan.pod_mtu).map(|written| {
+            if written {
+                tracing::info!(path = %conf.path().display(), mtu = plan.pod_mtu, cidrs = ?served, "wrote the CNI config");
             }
-            conf.mark_ready().map_err(|e| e.to_string())?;
-        } else {
-            conf.mark_not_ready().map_err(|e| e.to_string())?;
+        })
+    };
+    parts.insert(Part::CniConfig, cni.err().map(|e| e.to_string()));
+    let ready = parts::readiness(!served.is_empty(), &parts, masquerade);
+    let mark = if ready {
+        conf.mark_ready()
+    } else {
+        conf.mark_not_ready()
+    };
+    if let Err(e) = mark {
+        parts.insert(Part::CniConfig, Some(e.to_string()));
+    }
+    let ready = ready && matches!(parts.get(&Part::CniConfig), Some(None));
+    for (part, error) in &parts {
+        match error {
+            Some(e) => note(&mut state.failures, Some(*part), e),
+            None => {
+                if let Some(ended) = state.failures.entry(Some(*part)).or_default().succeeded() {
+                    tracing::info!(part = part.name(), failed_syncs = ended.count, seconds = ended.seconds,
+                        was = %ended.error, "part of the node's state in place again");
+                }
+            }
         }
-        Ok((plan, changes, ready))
-    });
+    }
+    let changes = &synced.changes;
     let elapsed = started.elapsed().as_secs_f64();
     let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
     s.last_sync_seconds = elapsed;
-    match result {
-        Ok((plan, changes, ready)) => {
-            s.syncs += 1;
-            s.ready = ready;
-            s.routes = plan.routes.len();
-            s.route_changes += (changes.routes_added + changes.routes_removed) as u64;
-            let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
-            for (_, route) in &plan.peers {
-                *counts.entry(route.label()).or_default() += 1;
-            }
-            s.peers = counts.into_iter().collect();
-            s.rejected = plan
-                .peers
+    s.syncs += 1;
+    if parts.values().any(Option::is_some) {
+        s.sync_errors += 1;
+    }
+    for (part, error) in &parts {
+        if error.is_some() {
+            *s.part_errors.entry(part.name()).or_default() += 1;
+        }
+    }
+    s.parts = parts.iter().map(|(p, e)| (p.name(), e.clone())).collect();
+    s.ready = ready;
+    s.routes = plan.routes.len();
+    s.route_changes += (changes.routes_added + changes.routes_removed) as u64;
+    let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for (_, route) in &plan.peers {
+        *counts.entry(route.label()).or_default() += 1;
+    }
+    s.peers = counts.into_iter().collect();
+    s.rejected = plan
+        .peers
+        .iter()
+        .filter_map(|(name, route)| match route {
+            PeerRoute::Rejected(r) => Some((name.clone(), r.rule.name())),
+            _ => None,
+        })
+        .chain(
+            plan.own_rejected
                 .iter()
-                .filter_map(|(name, route)| match route {
-                    PeerRoute::Rejected(r) => Some((name.clone(), r.rule.name())),
-                    _ => None,
-                })
-                .chain(
-                    plan.own_rejected
-                        .iter()
-                        .map(|r| (node_name.to_owned(), r.rule.name())),
-                )
-                .collect();
-            if changes != Default::default() {
-                tracing::info!(
-                    added = changes.routes_added,
-                    removed = changes.routes_removed,
-                    overlay = changes.overlay_changes,
-                    seconds = elapsed,
-                    "synced"
-                );
-            }
-            report_peers(&plan.peers, &mut state.peers);
-            report_own(node_name, &plan.own_rejected, &mut state.own_rejected);
-        }
-        Err(e) => {
-            s.sync_errors += 1;
-            tracing::error!(error = %e, "sync failed; retrying at the next change or resync");
-        }
+                .map(|r| (node_name.to_owned(), r.rule.name())),
+        )
+        .collect();
+    drop(s);
+    if *changes != Default::default() {
+        tracing::info!(
+            added = changes.routes_added,
+            removed = changes.routes_removed,
+            overlay = changes.overlay_changes,
+            seconds = elapsed,
+            "synced"
+        );
+    }
+    report_peers(&plan.peers, &mut state.peers);
+    report_own(node_name, &plan.own_rejected, &mut state.own_rejected);
+}
+
+/// Makes Jalur's nftables table as `fw` says: applied when it differs from the last one
+/// applied, and again when someone else changed the table (a flushed or edited chain, a
+/// deleted table), which its fingerprint tells.
+fn sync_firewall(fw: FirewallSpec, state: &mut State) -> Result<(), String> {
+    sync::injected(Part::Firewall).map_err(|e| e.to_string())?;
+    let print = nft_check::fingerprint(&fw.table)
+        .map_err(|e| format!("listing table inet {}: {e}", fw.table))?;
+    let same_spec = state.firewall.as_ref() == Some(&fw);
+    if same_spec && state.firewall_print == Some(print) {
+        return Ok(());
+    }
+    nft::apply(&fw).map_err(|e| e.to_string())?;
+    if same_spec {
+        tracing::warn!(table = %fw.table, "the nftables table was changed by someone else; put back as it should be");
+    }
+    state.firewall_print = Some(nft_check::fingerprint(&fw.table).map_err(|e| e.to_string())?);
+    state.firewall = Some(fw);
+    Ok(())
+}
+
+/// Logs a failure of one part (None: the whole sync) when it starts, and at most once per
+/// [`crate::repeat::REMIND`] while it lasts.
+fn note(failures: &mut BTreeMap<Option<Part>, Repeated>, part: Option<Part>, error: &str) {
+    let name = part.map_or("sync", Part::name);
+    match failures.entry(part).or_default().failed(error) {
+        Failed::Started => tracing::error!(part = name, error, "part of the node's state is not in place; the others go on, and it is retried at every sync"),
+        Failed::Still { count } => tracing::error!(part = name, error, failed_syncs = count, "still not in place"),
+        Failed::Quiet => {}
     }
 }
 

@@ -5,17 +5,17 @@
 //! Blocking: the agent runs it on a blocking thread. Safe to run again at any time: a run on a
 //! node that is already right changes nothing.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-
 use cni_plugin::attachment::HOST_IF_PREFIX;
 use cni_plugin::net::{
     sysctl, Neighbour, NetError, Netlink, Route, VxlanSpec, JALUR_ROUTE_PROTOCOL,
 };
 use ipnet::IpNet;
+use std::collections::HashMap;
+use std::net::IpAddr;
 
 use crate::claims::Local;
 use crate::cluster::NodeInfo;
+use crate::parts::Part;
 use crate::plan::{
     self, vxlan_overhead, Mode, OverlayPlan, Plan, Policy, Underlay, VNI, VXLAN_DEVICE, VXLAN_PORT,
 };
@@ -38,11 +38,37 @@ pub enum SyncError {
     #[error(transparent)]
     Net(#[from] NetError),
     /// A sysctl could not be set.
-    #[error("{0}")]
-    Sysctl(std::io::Error),
+    #[error("cannot set {key} to 1: {source}")]
+    Sysctl {
+        /// The sysctl, as a path under /proc/sys.
+        key: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The node's own address is on no local interface.
     #[error("{0}")]
     NoUnderlay(String),
+    /// Some routes could not be changed (the others were).
+    #[error("{failed} route change(s) failed, the first: {first}")]
+    Routes {
+        /// How many failed.
+        failed: usize,
+        /// The first failure.
+        first: NetError,
+    },
+    /// Injected by `JALUR_TEST_FAIL` (tests only).
+    #[error("injected failure of {0} (JALUR_TEST_FAIL)")]
+    Injected(&'static str),
+}
+
+/// Test hook: `JALUR_TEST_FAIL=firewall,overlay` makes those parts fail, as a kernel without
+/// the feature would. Never set outside tests.
+pub fn injected(part: Part) -> Result<(), SyncError> {
+    let failing = std::env::var("JALUR_TEST_FAIL").unwrap_or_default();
+    if failing.split(',').any(|p| p == part.name()) {
+        return Err(SyncError::Injected(part.name()));
+    }
+    Ok(())
 }
 
 /// Finds the interface that holds the node's address (its first InternalIP found locally),
@@ -243,71 +269,159 @@ pub fn owned_routes(nl: &mut Netlink) -> Result<Vec<Route>, NetError> {
     Ok(out)
 }
 
+/// Changes the routes the agent owns to `want`. Every change is tried: one that fails (a
+/// route the kernel refuses) does not keep the others from being made.
 fn sync_routes(nl: &mut Netlink, want: &[Route]) -> Result<(usize, usize), SyncError> {
     let have = owned_routes(nl)?;
-    let mut added = 0;
+    let (mut added, mut removed) = (0, 0);
+    let mut failures = Vec::new();
     for r in want {
         if !have.iter().any(|h| h.same_as(r)) {
-            nl.replace_route(r)?;
-            added += 1;
+            match nl.replace_route(r) {
+                Ok(_) => added += 1,
+                Err(e) => failures.push(e),
+            }
         }
     }
-    let mut removed = 0;
     for r in &have {
         if !want.iter().any(|w| w.same_as(r)) {
-            nl.delete_route(r)?;
-            removed += 1;
+            match nl.delete_route(r) {
+                Ok(_) => removed += 1,
+                Err(e) => failures.push(e),
+            }
         }
     }
-    Ok((added, removed))
-}
-
-fn enable_forwarding(plan: &Plan) -> Result<(), SyncError> {
-    sysctl::ensure("net/ipv4/ip_forward", "1").map_err(SyncError::Sysctl)?;
-    if plan
-        .own_cidrs
-        .iter()
-        .any(|c| matches!(c.addr(), IpAddr::V6(_)))
-    {
-        sysctl::ensure("net/ipv6/conf/all/forwarding", "1").map_err(SyncError::Sysctl)?;
+    let failed = failures.len();
+    match failures.into_iter().next() {
+        Some(first) => Err(SyncError::Routes { failed, first }),
+        None => Ok((added, removed)),
     }
-    Ok(())
 }
 
-/// One full sync: plan from the view, then make the kernel match. Returns the plan applied.
-pub fn sync(
+/// The forwarding sysctl of a family.
+fn forwarding_key(v6: bool) -> &'static str {
+    if v6 {
+        "net/ipv6/conf/all/forwarding"
+    } else {
+        "net/ipv4/ip_forward"
+    }
+}
+
+/// Turns forwarding on for each family of the node's own pod CIDRs; returns, per family
+/// (false: IPv4), whether it is on.
+fn enable_forwarding(plan: &Plan) -> Vec<(bool, Result<(), SyncError>)> {
+    let mut families: Vec<bool> = plan.own_cidrs.iter().map(|c| c.addr().is_ipv6()).collect();
+    families.sort();
+    families.dedup();
+    families
+        .into_iter()
+        .map(|v6| {
+            let key = forwarding_key(v6);
+            let result = injected(Part::Forwarding).and_then(|()| {
+                sysctl::ensure(key, "1").map_err(|source| SyncError::Sysctl { key, source })
+            });
+            (v6, result)
+        })
+        .collect()
+}
+
+/// What one sync did: the plan, what changed, and each kernel part's outcome.
+pub struct Synced {
+    /// The plan applied.
+    pub plan: Plan,
+    /// What changed.
+    pub changes: Changes,
+    /// The overlay's outcome (Ok when it is not needed).
+    pub overlay: Result<(), SyncError>,
+    /// Forwarding, per family of the own pod CIDRs (false: IPv4).
+    pub forwarding: Vec<(bool, Result<(), SyncError>)>,
+    /// The routes' outcome.
+    pub routes: Result<(), SyncError>,
+}
+
+impl Synced {
+    /// The own pod CIDRs pods can be served from: those whose family forwards.
+    pub fn served(&self) -> Vec<IpNet> {
+        self.plan
+            .own_cidrs
+            .iter()
+            .filter(|c| {
+                self.forwarding
+                    .iter()
+                    .any(|(v6, r)| *v6 == c.addr().is_ipv6() && r.is_ok())
+            })
+            .copied()
+            .collect()
+    }
+}
+
+fn overlay_part(
     nl: &mut Netlink,
-    me: Option<&NodeInfo>,
-    nodes: &[NodeInfo],
-    policy: &Policy,
-) -> Result<(Plan, Changes), SyncError> {
-    let mode = policy.mode;
-    let underlay = discover_underlay(nl, me)?;
-    let local = local_snapshot(nl)?;
-    let draft = plan::plan(me, nodes, &underlay, &local, policy, None);
-    let mut changes = Changes::default();
-    let overlay_index = match &draft.overlay {
+    draft: &Plan,
+    underlay: &Underlay,
+    mode: Mode,
+    changes: &mut Changes,
+) -> (Option<u32>, Result<(), SyncError>) {
+    let result = injected(Part::Overlay).and_then(|()| match &draft.overlay {
         Some(overlay) if !overlay.peers.is_empty() || mode == Mode::Vxlan => {
-            let (index, created) = ensure_vxlan(nl, &vxlan_spec(overlay, &underlay))?;
+            let (index, created) = ensure_vxlan(nl, &vxlan_spec(overlay, underlay))?;
             changes.overlay_changes += usize::from(created);
             changes.overlay_changes += sync_overlay(nl, index, overlay)?;
-            Some(index)
+            Ok(Some(index))
         }
         _ => {
             if nl.delete_link(VXLAN_DEVICE)? {
                 changes.overlay_changes += 1;
             }
-            None
+            Ok(None)
         }
-    };
-    let plan = plan::plan(me, nodes, &underlay, &local, policy, overlay_index);
-    if me.is_some() {
-        enable_forwarding(&plan)?;
+    });
+    match result {
+        Ok(index) => (index, Ok(())),
+        // A half-made overlay still carries what it can: routes through it stay planned.
+        Err(e) => {
+            let index = nl
+                .link_by_name(VXLAN_DEVICE)
+                .ok()
+                .flatten()
+                .map(|l| l.index);
+            (index, Err(e))
+        }
     }
-    let (added, removed) = sync_routes(nl, &plan.routes)?;
-    changes.routes_added = added;
-    changes.routes_removed = removed;
-    Ok((plan, changes))
+}
+
+/// One full sync: plan from the view, then make the kernel match, part by part. `Err` only
+/// when the node itself cannot be looked at (its underlay, its addresses and routes).
+pub fn sync(
+    nl: &mut Netlink,
+    me: Option<&NodeInfo>,
+    nodes: &[NodeInfo],
+    policy: &Policy,
+) -> Result<Synced, SyncError> {
+    let underlay = discover_underlay(nl, me)?;
+    let local = local_snapshot(nl)?;
+    let draft = plan::plan(me, nodes, &underlay, &local, policy, None);
+    let mut changes = Changes::default();
+    let (overlay_index, overlay) = overlay_part(nl, &draft, &underlay, policy.mode, &mut changes);
+    let plan = plan::plan(me, nodes, &underlay, &local, policy, overlay_index);
+    let forwarding = if me.is_some() {
+        enable_forwarding(&plan)
+    } else {
+        Vec::new()
+    };
+    let routes = injected(Part::Routes)
+        .and_then(|()| sync_routes(nl, &plan.routes))
+        .map(|(added, removed)| {
+            changes.routes_added = added;
+            changes.routes_removed = removed;
+        });
+    Ok(Synced {
+        plan,
+        changes,
+        overlay,
+        forwarding,
+        routes,
+    })
 }
 
 /// Removes every route and device the agent made (for `jalur-agent uninstall`).

@@ -230,12 +230,28 @@ impl Cluster {
     /// Starts node `i`'s agent with the given source flags (`--nodes-file F` or
     /// `--kubeconfig K`) and `extra` flags.
     pub fn start_agent_with(&mut self, i: usize, source: &[&str], extra: &[&str]) {
+        self.start_agent_wrapped(i, &[], &[], source, extra);
+    }
+
+    /// Like [`start_agent_with`](Self::start_agent_with), with the agent run through
+    /// `wrapper` (a command that execs its arguments, e.g. `unshare -m sh -c '…; exec "$0"
+    /// "$@"'`) and with the environment variables `env` set.
+    pub fn start_agent_wrapped(
+        &mut self,
+        i: usize,
+        wrapper: &[&str],
+        env: &[(&str, &str)],
+        source: &[&str],
+        extra: &[&str],
+    ) {
         let n = &mut self.nodes[i];
         let agent = bin_dir().join("jalur-agent");
         let log =
             std::fs::File::create(self.dir.path().join(format!("{}-agent.log", n.name))).unwrap();
         let child = Command::new("ip")
             .args(["netns", "exec", &n.ns.name])
+            .args(wrapper)
+            .envs(env.iter().copied())
             .arg(agent)
             .args(["--node-name", &n.name])
             .args(source)
@@ -275,6 +291,14 @@ impl Cluster {
             n.name,
             self.agent_log(i)
         );
+    }
+
+    /// GETs `path` from node `i`'s agent (its metrics address), as a plain HTTP/1.0 client:
+    /// the whole response, head and body.
+    pub fn agent_http(&self, i: usize, path: &str) -> String {
+        self.nodes[i].ns.exec(&format!(
+            "bash -c 'exec 3<>/dev/tcp/127.0.0.1/9644; printf \"GET {path} HTTP/1.0\\r\\n\\r\\n\" >&3; cat <&3'"
+        ))
     }
 
     /// Node `i`'s agent log.

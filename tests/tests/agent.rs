@@ -164,13 +164,22 @@ fn metrics_and_health_are_served() {
             "bash -c 'exec 3<>/dev/tcp/127.0.0.1/9644; printf \"GET {path} HTTP/1.0\\r\\n\\r\\n\" >&3; cat <&3'"
         ))
     };
-    assert!(get("/healthz").starts_with("HTTP/1.1 200"));
+    assert!(get("/healthz").contains(" 200 OK\r\n"));
     // The readiness mark is written inside the sync; the metrics follow right after it.
     assert!(wait_until(Duration::from_secs(5), || get("/readyz")
-        .starts_with("HTTP/1.1 200")));
+        .contains(" 200 OK\r\n")));
+    let ready = get("/readyz");
+    for part in ["routes", "overlay", "forwarding", "firewall", "cni-config"] {
+        assert!(ready.contains(&format!("{part}: ok")), "{ready}");
+    }
     let m = get("/metrics");
     assert!(m.contains("jalur_peers{mode=\"direct\"} 1"), "{m}");
     assert!(m.contains("jalur_peers{mode=\"vxlan\"} 1"), "{m}");
     assert!(m.contains("jalur_ready 1"), "{m}");
     assert!(m.contains("jalur_sync_errors_total 0"), "{m}");
+    assert!(m.contains("jalur_part_ok{part=\"firewall\"} 1"), "{m}");
+    assert!(
+        m.contains("jalur_part_errors_total{part=\"routes\"} 0"),
+        "{m}"
+    );
 }
