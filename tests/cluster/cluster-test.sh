@@ -261,7 +261,16 @@ node_delete_and_return() {
   cidr=$(node_cidr node3)
   wait_for 60 "node1 and node2 to route $cidr again" route_on_1_2 "$cidr" || return 1
   echo "node3 is back with $cidr: routed again"
-  wait_for 180 "node3 to be Ready" all_nodes_ready
+  wait_for 180 "node3 to be Ready" all_nodes_ready || return 1
+  # What node3 itself sends over the overlay leaves from its new tunnel address: it
+  # reaches a pod on node1, and its NodePort reaches every backend (all on other nodes
+  # now: node3's own pod went with its Node).
+  in_node node3 curl -s --max-time 3 "http://$(pod_ip web-1a)/" || return 1
+  local port i
+  port=$(k get svc web-np -o jsonpath='{.spec.ports[0].nodePort}')
+  for i in 1 2 3 4 5 6; do
+    ip netns exec jk-router curl -s --max-time 3 "http://${NODE_IP[2]}:$port/" || return 1
+  done
 }
 check "kubectl delete node removes its routes on the others; a node that registers again is routed" node_delete_and_return
 
