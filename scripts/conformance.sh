@@ -15,6 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 source scripts/lib/kube-versions.sh
+source scripts/lib/underlay.sh
 source scripts/lib/cluster-pki.sh
 source scripts/lib/cluster-lib.sh
 
@@ -39,6 +40,7 @@ if [ ! -f "$PKI/admin.kubeconfig" ]; then
   "$REPO/scripts/cluster.sh" up
   brought_up=1
 fi
+# shellcheck disable=SC2317 # (run by the EXIT trap)
 cleanup() {
   if [ "$brought_up" = 1 ] && [ "$KEEP" = 0 ]; then "$REPO/scripts/cluster.sh" down; fi
 }

@@ -20,6 +20,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/demo-lib.sh
 source scripts/lib/demo-lib.sh
+# shellcheck source=scripts/lib/underlay.sh
+source scripts/lib/underlay.sh
 # shellcheck source=scripts/lib/target-dir.sh
 source scripts/lib/target-dir.sh
 
@@ -112,29 +114,15 @@ fi
 
 echo "== cluster: two subnets joined by a router, three nodes"
 mkdir -p "$STATE/pods"
-ip netns add "$ROUTER"
-ip -n "$ROUTER" link set lo up
-ip netns exec "$ROUTER" sh -c 'echo 1 >/proc/sys/net/ipv4/ip_forward'
+underlay_router "$ROUTER"
 for side in a b; do
   br=jdemo-bridge-$side net=$([ $side = a ] && echo 10 || echo 20)
-  ip netns add "$br"
-  ip -n "$br" link add br0 type bridge
-  ip -n "$br" link set br0 up
-  ip -n "$br" link add rt type veth peer name "leg-$side" netns "$ROUTER"
-  ip -n "$br" link set rt master br0 up
-  ip -n "$ROUTER" addr add "192.168.$net.1/24" dev "leg-$side"
-  ip -n "$ROUTER" link set "leg-$side" up
+  underlay_subnet "$br" "$ROUTER" "leg-$side" "192.168.$net.1/24"
   echo "   subnet 192.168.$net.0/24 (a bridge in $br), router $ROUTER at 192.168.$net.1"
 done
 for i in 0 1 2; do
   ns=jdemo-${NODES[i]}
-  ip netns add "$ns"
-  ip -n "$ns" link set lo up
-  ip -n "$ns" link add eth0 type veth peer name "${NODES[i]}" netns "${BRIDGE[i]}"
-  ip -n "${BRIDGE[i]}" link set "${NODES[i]}" master br0 up
-  ip -n "$ns" addr add "${NODE_IP[i]}/24" dev eth0
-  ip -n "$ns" link set eth0 up
-  ip -n "$ns" route add default via "${GATEWAY[i]}"
+  underlay_host "$ns" "${BRIDGE[i]}" "${NODES[i]}" "${NODE_IP[i]}/24" "${GATEWAY[i]}"
   echo "   ${NODES[i]}: namespace $ns, ${NODE_IP[i]}, pods 10.244.$((i + 1)).0/24"
 done
 

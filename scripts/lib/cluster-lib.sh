@@ -77,32 +77,13 @@ in_control() { "${IN_CONTROL[@]}" "$@"; }
 
 cluster_network() {
   log "network: two subnets joined by a router, three nodes"
-  ip netns add jk-router
-  ip -n jk-router link set lo up
-  ip netns exec jk-router sysctl -qw net.ipv4.ip_forward=1
-  local side net ns i
-  for side in a b; do
-    net=$([ $side = a ] && echo 30 || echo 31)
-    ip netns add "jk-bridge-$side"
-    ip -n "jk-bridge-$side" link add br0 type bridge
-    ip -n "jk-bridge-$side" link set br0 up
-    ip -n "jk-bridge-$side" link add rt type veth peer name "leg-$side" netns jk-router
-    ip -n "jk-bridge-$side" link set rt master br0 up
-    ip -n jk-router addr add "192.168.$net.1/24" dev "leg-$side"
-    ip -n jk-router link set "leg-$side" up
-  done
-  # host HOST_NS SUBNET IP: a host on a subnet, its default route via the router.
-  host() {
-    ip netns add "$1"
-    ip -n "$1" link set lo up
-    ip -n "$1" link add eth0 type veth peer name "${1#jk-}" netns "jk-bridge-$2"
-    ip -n "jk-bridge-$2" link set "${1#jk-}" master br0 up
-    ip -n "$1" addr add "$3/24" dev eth0
-    ip -n "$1" link set eth0 up
-    ip -n "$1" route add default via "${3%.*}.1"
-  }
+  local i
+  underlay_router jk-router
+  underlay_subnet jk-bridge-a jk-router leg-a 192.168.30.1/24
+  underlay_subnet jk-bridge-b jk-router leg-b 192.168.31.1/24
   for i in "${!NODES[@]}"; do
-    host "jk-${NODES[i]}" "${NODE_SUBNET[i]}" "${NODE_IP[i]}"
+    underlay_host "jk-${NODES[i]}" "jk-bridge-${NODE_SUBNET[i]}" "${NODES[i]}" \
+      "${NODE_IP[i]}/24" "${NODE_IP[i]%.*}.1"
   done
 }
 

@@ -12,6 +12,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 REPO=$PWD
 source scripts/lib/kube-versions.sh
+source scripts/lib/underlay.sh
 source scripts/lib/cluster-pki.sh
 source scripts/lib/cluster-lib.sh
 
