@@ -25,7 +25,8 @@ use crate::repeat::{Failed, Repeated};
 pub struct Stats {
     /// The node can serve pods (own subnet known, routes in place, conflist written).
     pub ready: bool,
-    /// Peers per routing mode label (`direct`, `vxlan`, `unroutable`, `rejected`).
+    /// Peers per routing mode label (`direct`, `vxlan`, `mixed`, `partial`, `unroutable`,
+    /// `rejected`).
     pub peers: Vec<(&'static str, usize)>,
     /// Nodes whose claims are rejected (this node for its own pod CIDRs), with the rule.
     pub rejected: Vec<(String, &'static str)>,
@@ -54,7 +55,14 @@ fn render(stats: &Stats) -> String {
         out,
         "# HELP jalur_peers Peer nodes by how they are routed.\n# TYPE jalur_peers gauge"
     );
-    for mode in ["direct", "vxlan", "unroutable", "rejected"] {
+    for mode in [
+        "direct",
+        "vxlan",
+        "mixed",
+        "partial",
+        "unroutable",
+        "rejected",
+    ] {
         let n = stats
             .peers
             .iter()

@@ -69,6 +69,12 @@ pub enum PeerRoute {
     Direct,
     /// Through the overlay.
     Vxlan,
+    /// Directly for some address families and through the overlay for the others (say, an
+    /// on-link IPv4 address and a routed IPv6 one).
+    Mixed,
+    /// Some of its pod CIDRs are routed, the others cannot be, and why (say, `--mode direct`
+    /// and only its IPv4 address on-link).
+    Partial(String),
     /// Not at all, and why.
     Unroutable(String),
     /// Not at all: one of its claims broke a rule of [`claims`].
@@ -81,6 +87,8 @@ impl PeerRoute {
         match self {
             PeerRoute::Direct => "direct",
             PeerRoute::Vxlan => "vxlan",
+            PeerRoute::Mixed => "mixed",
+            PeerRoute::Partial(_) => "partial",
             PeerRoute::Unroutable(_) => "unroutable",
             PeerRoute::Rejected(_) => "rejected",
         }
@@ -249,31 +257,63 @@ fn route_peer(
     if peer.addresses.is_empty() {
         return PeerRoute::Unroutable("it has no InternalIP address".into());
     }
+    // Decided per pod CIDR, that is per address family: the peer's IPv4 address may be
+    // on-link while its IPv6 one is routed (or missing).
     let on_link = |ip: IpAddr| underlay.prefixes.iter().any(|p| p.contains(&ip));
-    let direct_ok = peer
-        .pod_cidrs
-        .iter()
-        .all(|c| peer.address(c.addr().is_ipv6()).is_some_and(on_link));
-    if mode == Mode::Direct || (mode == Mode::Auto && direct_ok) {
-        if !direct_ok {
-            return PeerRoute::Unroutable(format!(
-                "mode is direct but its address {:?} is not on a subnet of {}",
-                peer.addresses, underlay.name
-            ));
+    let (mut direct, mut tunnelled, mut unroutable) = (Vec::new(), Vec::new(), Vec::new());
+    for cidr in &peer.pod_cidrs {
+        let gw = peer
+            .address(cidr.addr().is_ipv6())
+            .filter(|ip| on_link(*ip));
+        match (mode, gw) {
+            (Mode::Direct | Mode::Auto, Some(gw)) => direct.push((*cidr, gw)),
+            (Mode::Direct, None) => unroutable.push(format!(
+                "mode is direct and it has no address on a subnet of {} for {cidr}",
+                underlay.name
+            )),
+            _ => tunnelled.push(*cidr),
         }
-        for cidr in &peer.pod_cidrs {
-            let gw = peer.address(cidr.addr().is_ipv6()).expect("checked above");
-            routes.push(Route::via(*cidr, gw, underlay.index));
-        }
-        return PeerRoute::Direct;
     }
+    for (cidr, gw) in &direct {
+        routes.push(Route::via(*cidr, *gw, underlay.index));
+    }
+    let tunnelled_ok = match tunnelled.is_empty() {
+        true => false,
+        false => match tunnel(peer, &tunnelled, overlay, overlay_index, routes) {
+            Ok(()) => true,
+            Err(why) => {
+                unroutable.push(why);
+                false
+            }
+        },
+    };
+    match (direct.is_empty(), tunnelled_ok, unroutable.is_empty()) {
+        (false, false, true) => PeerRoute::Direct,
+        (true, true, true) => PeerRoute::Vxlan,
+        (false, true, true) => PeerRoute::Mixed,
+        (true, false, _) => PeerRoute::Unroutable(unroutable.join("; ")),
+        // Only with nothing to route at all (no CIDR: handled above).
+        (false, false, false) | (false, true, false) | (true, true, false) => {
+            PeerRoute::Partial(unroutable.join("; "))
+        }
+    }
+}
+
+/// Routes `cidrs` of `peer` through the overlay; Err: why it cannot be.
+fn tunnel(
+    peer: &NodeInfo,
+    cidrs: &[IpNet],
+    overlay: Option<&mut OverlayPlan>,
+    overlay_index: Option<u32>,
+    routes: &mut Vec<Route>,
+) -> Result<(), String> {
     let Some(overlay) = overlay else {
-        return PeerRoute::Unroutable(
+        return Err(
             "it needs the overlay, and this node has no InternalIP to be its endpoint".into(),
         );
     };
     let Some(remote) = peer.address(overlay.local.is_ipv6()) else {
-        return PeerRoute::Unroutable(format!(
+        return Err(format!(
             "it needs the overlay, and has no {} InternalIP to match this node's endpoint {}",
             if overlay.local.is_ipv6() {
                 "IPv6"
@@ -283,18 +323,19 @@ fn route_peer(
             overlay.local
         ));
     };
-    let mac = vtep_mac(remote);
-    let tunnel_ips: Vec<IpAddr> = peer.pod_cidrs.iter().map(tunnel_ip).collect();
     if let Some(index) = overlay_index {
-        for cidr in &peer.pod_cidrs {
+        for cidr in cidrs {
             routes.push(Route::via_onlink(*cidr, tunnel_ip(cidr), index));
         }
     }
     overlay.peers.push(Vtep {
-        fdb: FdbEntry { mac, dst: remote },
-        tunnel_ips,
+        fdb: FdbEntry {
+            mac: vtep_mac(remote),
+            dst: remote,
+        },
+        tunnel_ips: cidrs.iter().map(tunnel_ip).collect(),
     });
-    PeerRoute::Vxlan
+    Ok(())
 }
 
 #[cfg(test)]
@@ -533,5 +574,72 @@ mod tests {
             None,
         );
         assert!(p.own_cidrs.is_empty() && p.routes.is_empty());
+    }
+
+    #[test]
+    fn the_mode_is_chosen_per_address_family() {
+        let mut n = nodes();
+        n[0].pod_cidrs.push("fd00:244:1::/64".parse().unwrap());
+        n[0].addresses.push("fd00:49::2".parse().unwrap());
+        // b: IPv4 on-link, IPv6 on another (routed) subnet.
+        n[1].pod_cidrs.push("fd00:244:2::/64".parse().unwrap());
+        n[1].addresses.push("fd00:99::3".parse().unwrap());
+        let ul = Underlay {
+            prefixes: vec![
+                "192.168.49.0/24".parse().unwrap(),
+                "fd00:49::/64".parse().unwrap(),
+            ],
+            ..underlay()
+        };
+        let n = &n[..2];
+        let p = plan(
+            Some(&n[0]),
+            n,
+            &ul,
+            &Local::default(),
+            &policy(Mode::Auto),
+            Some(9),
+        );
+        assert_eq!(p.peers[0], ("b".into(), PeerRoute::Mixed));
+        let descr: Vec<String> = p.routes.iter().map(Route::describe).collect();
+        assert!(
+            descr.contains(&"10.244.2.0/24 via 192.168.49.3 dev 2 proto 74".to_owned()),
+            "{descr:?}"
+        );
+        assert!(
+            descr.contains(&"fd00:244:2::/64 via fd00:244:2:: dev 9 onlink proto 74".to_owned()),
+            "{descr:?}"
+        );
+        let o = p.overlay.unwrap();
+        assert_eq!(o.peers.len(), 1);
+        assert_eq!(
+            o.peers[0].fdb.dst.to_string(),
+            "192.168.49.3",
+            "over IPv4, this node's endpoint"
+        );
+        assert_eq!(
+            o.peers[0].tunnel_ips.len(),
+            1,
+            "only the IPv6 CIDR is tunnelled"
+        );
+
+        let p = plan(
+            Some(&n[0]),
+            n,
+            &ul,
+            &Local::default(),
+            &policy(Mode::Direct),
+            None,
+        );
+        let PeerRoute::Partial(why) = &p.peers[0].1 else {
+            panic!("{:?}", p.peers[0]);
+        };
+        assert!(why.contains("fd00:244:2::/64"), "{why}");
+        assert_eq!(
+            p.routes.len(),
+            3,
+            "two blackholes and the IPv4 route: {:?}",
+            p.routes
+        );
     }
 }

@@ -269,6 +269,9 @@ fn report_peers(peers: &[(String, PeerRoute)], last: &mut BTreeMap<String, PeerR
             continue;
         }
         match route {
+            PeerRoute::Partial(why) => {
+                tracing::warn!(peer = %name, reason = %why, "peer routed in part; some of its pod CIDRs cannot be")
+            }
             PeerRoute::Unroutable(why) => {
                 tracing::warn!(peer = %name, reason = %why, "peer cannot be routed")
             }
