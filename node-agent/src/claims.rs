@@ -48,8 +48,45 @@ pub struct Local {
     pub addresses: Vec<IpAddr>,
     /// The subnets of those addresses (the underlay and any other attached network).
     pub subnets: Vec<IpNet>,
-    /// Destinations of the main table's routes that do not carry protocol 74.
-    pub foreign_routes: Vec<IpNet>,
+    /// The main table's routes that do not carry protocol 74.
+    pub foreign_routes: Vec<ForeignRoute>,
+}
+
+/// A route of the node that is not Jalur's, as the kernel holds it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ForeignRoute {
+    /// Its destination.
+    pub dst: IpNet,
+    /// Its metric (the kernel's priority: IPv4 default 0, IPv6 1024).
+    pub metric: u32,
+    /// The route as `ip route` spells it: `10.244.2.0/24 via 192.168.10.1 dev eth0 proto 4`.
+    pub text: String,
+}
+
+impl ForeignRoute {
+    /// A route to `dst` with the default metric, described only by its destination.
+    #[cfg(test)]
+    pub fn to(dst: IpNet) -> ForeignRoute {
+        ForeignRoute {
+            dst,
+            metric: default_metric(&dst),
+            text: dst.to_string(),
+        }
+    }
+
+    /// True when a route of Jalur's to the same destination would replace this one in the
+    /// kernel (`ip route replace`): the same prefix and the metric Jalur's routes get.
+    pub fn replaceable_by(&self, cidr: &IpNet) -> bool {
+        self.dst == *cidr && self.metric == default_metric(cidr)
+    }
+}
+
+/// The metric the kernel gives a route added without one: 0 (IPv4), 1024 (IPv6).
+pub fn default_metric(dst: &IpNet) -> u32 {
+    match dst {
+        IpNet::V4(_) => 0,
+        IpNet::V6(_) => 1024,
+    }
 }
 
 /// A rule a claim can break. Its [`name`](Rule::name) is the `rule` of logs and metrics.
@@ -113,6 +150,8 @@ pub struct Rejection {
     pub claim: String,
     /// What it collides with, for a person.
     pub detail: String,
+    /// The pod CIDR claimed (None: an InternalIP claim).
+    pub cidr: Option<IpNet>,
 }
 
 impl fmt::Display for Rejection {
@@ -182,6 +221,7 @@ fn reject(rule: Rule, cidr: &IpNet, detail: String) -> Rejection {
         rule,
         claim: format!("podCIDR {cidr}"),
         detail,
+        cidr: Some(*cidr),
     }
 }
 
@@ -190,6 +230,7 @@ fn reject_ip(rule: Rule, ip: &IpAddr, detail: String) -> Rejection {
         rule,
         claim: format!("InternalIP {ip}"),
         detail,
+        cidr: None,
     }
 }
 
@@ -262,9 +303,12 @@ impl Rules<'_> {
             .local
             .foreign_routes
             .iter()
-            .find(|r| overlaps(r, cidr) && (*r == cidr || !covers_pod_network(r)))
+            .find(|r| overlaps(&r.dst, cidr) && (r.dst == *cidr || !covers_pod_network(&r.dst)))
         {
-            let detail = format!("overlaps this node's route to {route}, which is not Jalur's");
+            let detail = format!(
+                "overlaps this node's route `{}`, which is not Jalur's",
+                route.text
+            );
             return Err(reject(Rule::ForeignRoute, cidr, detail));
         }
         if !cluster.is_empty() && network.is_none() {

@@ -29,12 +29,10 @@ fn local() -> Local {
             "127.0.0.1".parse().unwrap(),
         ],
         subnets: vec![net("192.168.77.0/24"), net("127.0.0.0/8")],
-        foreign_routes: vec![
-            net("0.0.0.0/0"),
-            net("::/0"),
-            net("192.168.77.0/24"),
-            net("10.200.0.0/16"),
-        ],
+        foreign_routes: ["0.0.0.0/0", "::/0", "192.168.77.0/24", "10.200.0.0/16"]
+            .into_iter()
+            .map(|r| ForeignRoute::to(net(r)))
+            .collect(),
     }
 }
 
@@ -122,8 +120,9 @@ fn routes_that_are_not_jalurs_are_not_taken_over() {
     assert_eq!(equal, Some(Rule::ForeignRoute));
     // A route that covers the whole pod network (default, summary) is meant to be overridden.
     let mut l = local();
-    l.foreign_routes.push(net("10.0.0.0/8"));
-    l.foreign_routes.push(net("10.250.0.0/16"));
+    l.foreign_routes.push(ForeignRoute::to(net("10.0.0.0/8")));
+    l.foreign_routes
+        .push(ForeignRoute::to(net("10.250.0.0/16")));
     let nodes = vec![me(), node("p", &["192.168.77.3"], &["10.250.2.0/24"], None)];
     let with_cluster = check(&nodes[0], &nodes, &l, &cluster());
     assert!(with_cluster.rejected.is_empty(), "{with_cluster:?}");

@@ -97,6 +97,12 @@ pub struct RunArgs {
     /// Destinations never masqueraded, besides the cluster's pod network (repeatable).
     #[arg(long = "no-masquerade-cidr")]
     pub no_masquerade_cidrs: Vec<IpNet>,
+    /// Replace a route that is not Jalur's (not protocol 74) when its destination is exactly
+    /// a peer's pod CIDR with the default metric, with a warning each time. Off: such a
+    /// route is left, and the peer is reported and not routed. Broader or narrower routes
+    /// are never replaced.
+    #[arg(long)]
+    pub replace_foreign_routes: bool,
     /// Serve /healthz, /readyz and /metrics here.
     #[arg(long, default_value = "0.0.0.0:9644")]
     pub metrics_addr: SocketAddr,

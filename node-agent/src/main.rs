@@ -7,6 +7,7 @@ mod cli;
 mod cluster;
 mod cniconf;
 mod firewall;
+mod foreign;
 mod install_cni;
 mod metrics;
 mod nft_check;

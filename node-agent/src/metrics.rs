@@ -40,6 +40,8 @@ pub struct Stats {
     pub last_sync_seconds: f64,
     /// Routes changed in total (added + removed).
     pub route_changes: u64,
+    /// Foreign routes replaced by Jalur's (`--replace-foreign-routes`).
+    pub foreign_routes_replaced: u64,
     /// Each part of the node's state in the last sync: `None` in place, else the error.
     pub parts: Vec<(&'static str, Option<String>)>,
     /// Syncs in which each part failed.
@@ -86,6 +88,7 @@ fn render(stats: &Stats) -> String {
     let _ = writeln!(out, "# HELP jalur_sync_errors_total Failed syncs.\n# TYPE jalur_sync_errors_total counter\njalur_sync_errors_total {}", stats.sync_errors);
     let _ = writeln!(out, "# HELP jalur_sync_duration_seconds Duration of the last sync.\n# TYPE jalur_sync_duration_seconds gauge\njalur_sync_duration_seconds {}", stats.last_sync_seconds);
     let _ = writeln!(out, "# HELP jalur_route_changes_total Routes added or removed.\n# TYPE jalur_route_changes_total counter\njalur_route_changes_total {}", stats.route_changes);
+    let _ = writeln!(out, "# HELP jalur_foreign_routes_replaced_total Routes that were not Jalur's replaced by Jalur's (--replace-foreign-routes).\n# TYPE jalur_foreign_routes_replaced_total counter\njalur_foreign_routes_replaced_total {}", stats.foreign_routes_replaced);
     let _ = writeln!(out, "# HELP jalur_part_ok Whether each part of the node's state is in place.\n# TYPE jalur_part_ok gauge");
     for (part, error) in &stats.parts {
         let _ = writeln!(

@@ -13,6 +13,7 @@ use ipnet::IpNet;
 
 use crate::claims::{self, Local, Rejection};
 use crate::cluster::NodeInfo;
+use crate::foreign::{self, Takeover};
 
 /// The overlay device's name.
 pub const VXLAN_DEVICE: &str = "jalur.vxlan";
@@ -47,6 +48,9 @@ pub struct Policy {
     pub mode: Mode,
     /// `--cluster-cidr`: the pod network (empty: not given; see `claims`).
     pub cluster_cidrs: Vec<IpNet>,
+    /// `--replace-foreign-routes`: a foreign route exactly a peer's pod CIDR is replaced
+    /// (see `foreign`); otherwise it is reported and left.
+    pub replace_foreign_routes: bool,
 }
 
 /// The local side of the underlay: the interface holding the node's address.
@@ -136,6 +140,8 @@ pub struct Plan {
     pub peers: Vec<(String, PeerRoute)>,
     /// The pods' MTU.
     pub pod_mtu: u32,
+    /// Foreign routes the routes above replace (`--replace-foreign-routes`).
+    pub takeovers: Vec<Takeover>,
 }
 
 /// A VTEP MAC derived from the node's underlay address, so every peer computes the same
@@ -199,11 +205,16 @@ pub fn plan(
         overlay: None,
         peers: Vec::new(),
         pod_mtu,
+        takeovers: Vec::new(),
     };
     let Some(me) = me else {
         return out;
     };
-    let verdicts = claims::check(me, nodes, local, &policy.cluster_cidrs);
+    let (checked, candidates) = match policy.replace_foreign_routes {
+        true => foreign::exempt(me, nodes, local),
+        false => (local.clone(), Vec::new()),
+    };
+    let verdicts = claims::check(me, nodes, &checked, &policy.cluster_cidrs);
     out.own_cidrs = verdicts.own;
     out.own_rejected = verdicts.own_rejected;
     out.pod_network = out.own_cidrs.clone();
@@ -224,8 +235,17 @@ pub fn plan(
     };
     for peer in nodes.iter().filter(|n| n.name != me.name) {
         if let Some(rejection) = verdicts.rejected.get(&peer.name) {
+            let mut rejection = rejection.clone();
+            if rejection.rule == claims::Rule::ForeignRoute {
+                // The routes it would get, only to name them in the report.
+                let mut would_be = Vec::new();
+                let mut scratch = overlay.clone();
+                let index = overlay_index.or(Some(0));
+                route_peer(peer, underlay, mode, scratch.as_mut(), index, &mut would_be);
+                foreign::explain(&mut rejection, &would_be, &checked, underlay);
+            }
             out.peers
-                .push((peer.name.clone(), PeerRoute::Rejected(rejection.clone())));
+                .push((peer.name.clone(), PeerRoute::Rejected(rejection)));
             continue;
         }
         out.pod_network.extend(&peer.pod_cidrs);
@@ -240,6 +260,7 @@ pub fn plan(
         out.peers.push((peer.name.clone(), decision));
     }
     out.overlay = overlay;
+    out.takeovers = foreign::takeovers(candidates, &out.routes, underlay);
     out
 }
 
@@ -353,6 +374,7 @@ mod tests {
 
     fn policy(mode: Mode) -> Policy {
         Policy {
+            replace_foreign_routes: false,
             mode,
             cluster_cidrs: vec![],
         }
@@ -533,7 +555,7 @@ mod tests {
         let local = Local {
             addresses: vec!["192.168.49.2".parse().unwrap()],
             subnets: vec!["192.168.49.0/24".parse().unwrap()],
-            foreign_routes: vec!["0.0.0.0/0".parse().unwrap()],
+            foreign_routes: vec![claims::ForeignRoute::to("0.0.0.0/0".parse().unwrap())],
         };
         let p = plan(
             Some(&n[0]),

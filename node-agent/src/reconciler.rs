@@ -112,6 +112,7 @@ fn sync_once(
     let policy = Policy {
         mode: args.mode,
         cluster_cidrs: args.cluster_cidrs.clone(),
+        replace_foreign_routes: args.replace_foreign_routes,
     };
     let synced = match sync::sync(&mut state.nl, me, nodes, &policy) {
         Ok(synced) => synced,
@@ -197,6 +198,7 @@ fn sync_once(
     s.ready = ready;
     s.routes = plan.routes.len();
     s.route_changes += (changes.routes_added + changes.routes_removed) as u64;
+    s.foreign_routes_replaced += changes.replaced.len() as u64;
     let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
     for (_, route) in &plan.peers {
         *counts.entry(route.label()).or_default() += 1;
@@ -223,6 +225,16 @@ fn sync_once(
             overlay = changes.overlay_changes,
             seconds = elapsed,
             "synced"
+        );
+    }
+    for t in &changes.replaced {
+        tracing::warn!(
+            peer = %t.peer,
+            foreign = %t.foreign.text,
+            jalur = %t.text,
+            "replaced a route that was not Jalur's with Jalur's own (--replace-foreign-routes): `{}` is now `{}`",
+            t.foreign.text,
+            t.text
         );
     }
     report_peers(&plan.peers, &mut state.peers);

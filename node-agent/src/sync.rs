@@ -13,8 +13,9 @@ use ipnet::IpNet;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use crate::claims::Local;
+use crate::claims::{ForeignRoute, Local};
 use crate::cluster::NodeInfo;
+use crate::foreign::Takeover;
 use crate::parts::Part;
 use crate::plan::{
     self, vxlan_overhead, Mode, OverlayPlan, Plan, Policy, Underlay, VNI, VXLAN_DEVICE, VXLAN_PORT,
@@ -29,6 +30,8 @@ pub struct Changes {
     pub routes_removed: usize,
     /// Overlay entries (device, addresses, forwarding, neighbours) changed.
     pub overlay_changes: usize,
+    /// Foreign routes replaced by Jalur's (`--replace-foreign-routes`).
+    pub replaced: Vec<Takeover>,
 }
 
 /// Errors of a sync.
@@ -116,11 +119,11 @@ pub fn discover_underlay(nl: &mut Netlink, me: Option<&NodeInfo>) -> Result<Unde
 /// not Jalur's: not protocol 74, and not through the overlay device or a pod's host end (the
 /// kernel's own routes for addresses there, such as an IPv6 tunnel address's /128).
 pub fn local_snapshot(nl: &mut Netlink) -> Result<Local, NetError> {
-    let ours: Vec<u32> = nl
-        .links()?
-        .into_iter()
-        .filter(|l| l.name == VXLAN_DEVICE || l.name.starts_with(HOST_IF_PREFIX))
-        .map(|l| l.index)
+    let names: HashMap<u32, String> = nl.links()?.into_iter().map(|l| (l.index, l.name)).collect();
+    let ours: Vec<u32> = names
+        .iter()
+        .filter(|(_, n)| *n == VXLAN_DEVICE || n.starts_with(HOST_IF_PREFIX))
+        .map(|(i, _)| *i)
         .collect();
     let overlay = nl.link_by_name(VXLAN_DEVICE)?.map(|l| l.index);
     let mut local = Local::default();
@@ -139,7 +142,11 @@ pub fn local_snapshot(nl: &mut Netlink) -> Result<Local, NetError> {
                 .into_iter()
                 .filter(|r| r.protocol != JALUR_ROUTE_PROTOCOL)
                 .filter(|r| !r.oif.is_some_and(|i| ours.contains(&i)))
-                .map(|r| r.dst),
+                .map(|r| ForeignRoute {
+                    dst: r.dst,
+                    metric: r.metric,
+                    text: r.describe_with(|i| names.get(&i).cloned()),
+                }),
         );
     }
     local.subnets.sort();
@@ -271,14 +278,23 @@ pub fn owned_routes(nl: &mut Netlink) -> Result<Vec<Route>, NetError> {
 
 /// Changes the routes the agent owns to `want`. Every change is tried: one that fails (a
 /// route the kernel refuses) does not keep the others from being made.
-fn sync_routes(nl: &mut Netlink, want: &[Route]) -> Result<(usize, usize), SyncError> {
+/// A route that replaces one of `takeovers` is recorded in `replaced`.
+fn sync_routes(
+    nl: &mut Netlink,
+    want: &[Route],
+    takeovers: &[Takeover],
+    replaced: &mut Vec<Takeover>,
+) -> Result<(usize, usize), SyncError> {
     let have = owned_routes(nl)?;
     let (mut added, mut removed) = (0, 0);
     let mut failures = Vec::new();
     for r in want {
         if !have.iter().any(|h| h.same_as(r)) {
             match nl.replace_route(r) {
-                Ok(_) => added += 1,
+                Ok(_) => {
+                    added += 1;
+                    replaced.extend(takeovers.iter().filter(|t| t.route == *r).cloned());
+                }
                 Err(e) => failures.push(e),
             }
         }
@@ -410,7 +426,7 @@ pub fn sync(
         Vec::new()
     };
     let routes = injected(Part::Routes)
-        .and_then(|()| sync_routes(nl, &plan.routes))
+        .and_then(|()| sync_routes(nl, &plan.routes, &plan.takeovers, &mut changes.replaced))
         .map(|(added, removed)| {
             changes.routes_added = added;
             changes.routes_removed = removed;

@@ -44,6 +44,8 @@ pub struct Route {
     pub scope: RouteScope,
     /// Route protocol number (`proto`).
     pub protocol: u8,
+    /// `metric` (the kernel's priority); 0: none given (IPv6 routes read back show 1024).
+    pub metric: u32,
 }
 
 impl Route {
@@ -57,6 +59,7 @@ impl Route {
             blackhole: false,
             scope: RouteScope::Link,
             protocol: JALUR_ROUTE_PROTOCOL,
+            metric: 0,
         }
     }
 
@@ -87,11 +90,18 @@ impl Route {
             blackhole: false,
             scope: RouteScope::Universe,
             protocol: JALUR_ROUTE_PROTOCOL,
+            metric: 0,
         }
     }
 
-    /// `ip route` spelling of this route, for messages.
+    /// `ip route` spelling of this route, for messages (interfaces by index).
     pub fn describe(&self) -> String {
+        self.describe_with(|_| None)
+    }
+
+    /// `ip route` spelling of this route, with interface names where `name` knows them
+    /// (`10.244.2.0/24 via 192.168.10.3 dev eth0 proto 74`).
+    pub fn describe_with(&self, name: impl Fn(u32) -> Option<String>) -> String {
         let mut s = if self.blackhole {
             format!("blackhole {}", self.dst)
         } else {
@@ -101,12 +111,16 @@ impl Route {
             s.push_str(&format!(" via {gw}"));
         }
         if let Some(oif) = self.oif {
-            s.push_str(&format!(" dev {oif}"));
+            let dev = name(oif).unwrap_or_else(|| oif.to_string());
+            s.push_str(&format!(" dev {dev}"));
         }
         if self.onlink {
             s.push_str(" onlink");
         }
         s.push_str(&format!(" proto {}", self.protocol));
+        if self.metric != 0 {
+            s.push_str(&format!(" metric {}", self.metric));
+        }
         s
     }
 
@@ -139,6 +153,9 @@ impl Route {
         if let Some(oif) = self.oif {
             msg.attributes.push(RouteAttribute::Oif(oif));
         }
+        if self.metric != 0 {
+            msg.attributes.push(RouteAttribute::Priority(self.metric));
+        }
         msg
     }
 
@@ -161,6 +178,7 @@ impl Route {
                 RouteScope::Universe
             },
             protocol: msg.header.protocol.into(),
+            metric: 0,
         };
         let mut table = u32::from(msg.header.table);
         for attr in &msg.attributes {
@@ -169,6 +187,7 @@ impl Route {
                 RouteAttribute::Gateway(a) => route.gateway = ip_of(a),
                 RouteAttribute::Oif(i) => route.oif = Some(*i),
                 RouteAttribute::Table(t) => table = *t,
+                RouteAttribute::Priority(p) => route.metric = *p,
                 _ => {}
             }
         }
