@@ -352,7 +352,10 @@ cluster_env() {
   # (node1's): the machine's own network has no route to the cluster's.
   cat >"$STATE/bin/kubectl" <<EOF
 #!/bin/sh
-exec nsenter --net=/run/netns/$CONTROL_NS "$(kube_bin)/kubectl" "\$@"
+# kubectl for Jalur's test cluster (scripts/cluster.sh): entering a network namespace and
+# reading the admin key take root, so a user's call goes through sudo.
+[ "\$(id -u)" -eq 0 ] || exec sudo "\$0" "\$@"
+exec nsenter --net=/run/netns/$CONTROL_NS "$(kube_bin)/kubectl" --kubeconfig="$PKI/admin.kubeconfig" "\$@"
 EOF
   chmod +x "$STATE/bin/kubectl"
   echo "export KUBECONFIG=$PKI/admin.kubeconfig"
