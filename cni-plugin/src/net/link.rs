@@ -5,7 +5,7 @@ use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::RouteNetlinkMessage;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use super::{NetError, NetNs, Netlink};
 
@@ -82,6 +82,33 @@ impl Link {
     }
 }
 
+/// The request that makes a veth pair as `spec` says: the peer born in the namespace of
+/// `peer_ns_fd` (or beside the host end), the host end up when `up`.
+fn veth_message(spec: &VethSpec, peer_ns_fd: Option<RawFd>, up: bool) -> LinkMessage {
+    let mut peer = LinkMessage::default();
+    peer.attributes
+        .push(LinkAttribute::IfName(spec.peer_name.clone()));
+    peer.attributes.push(LinkAttribute::Mtu(spec.mtu));
+    if let Some(fd) = peer_ns_fd {
+        peer.attributes.push(LinkAttribute::NetNsFd(fd));
+    }
+    let mut msg = LinkMessage::default();
+    if up {
+        up_flags(&mut msg.header);
+    }
+    msg.attributes
+        .push(LinkAttribute::IfName(spec.host_name.clone()));
+    msg.attributes.push(LinkAttribute::Mtu(spec.mtu));
+    if let Some(mac) = spec.host_mac {
+        msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
+    }
+    msg.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::Kind(InfoKind::Veth),
+        LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
+    ]));
+    msg
+}
+
 fn up_flags(header: &mut netlink_packet_route::link::LinkHeader) {
     header.flags |= LinkFlags::Up;
     header.change_mask |= LinkFlags::Up;
@@ -92,27 +119,7 @@ impl Netlink {
     /// mtu M` — the peer is born inside `peer_ns`, down (the kernel cannot bring a veth end up
     /// before its pair is complete: `ENOTCONN`).
     pub fn create_veth(&mut self, spec: &VethSpec, peer_ns: &NetNs) -> Result<(), NetError> {
-        let mut peer = LinkMessage::default();
-        peer.attributes
-            .push(LinkAttribute::IfName(spec.peer_name.clone()));
-        peer.attributes.push(LinkAttribute::Mtu(spec.mtu));
-        peer.attributes
-            .push(LinkAttribute::NetNsFd(peer_ns.fd().as_raw_fd()));
-
-        let mut msg = LinkMessage::default();
-        if spec.host_up {
-            up_flags(&mut msg.header);
-        }
-        msg.attributes
-            .push(LinkAttribute::IfName(spec.host_name.clone()));
-        msg.attributes.push(LinkAttribute::Mtu(spec.mtu));
-        if let Some(mac) = spec.host_mac {
-            msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
-        }
-        msg.attributes.push(LinkAttribute::LinkInfo(vec![
-            LinkInfo::Kind(InfoKind::Veth),
-            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
-        ]));
+        let msg = veth_message(spec, Some(peer_ns.fd().as_raw_fd()), spec.host_up);
         self.ack(
             &|| {
                 format!(
@@ -131,21 +138,7 @@ impl Netlink {
     /// `ip link add HOST [address MAC] mtu M type veth peer name PEER mtu M` — both ends in
     /// this socket's namespace, down.
     pub fn create_veth_here(&mut self, spec: &VethSpec) -> Result<(), NetError> {
-        let mut peer = LinkMessage::default();
-        peer.attributes
-            .push(LinkAttribute::IfName(spec.peer_name.clone()));
-        peer.attributes.push(LinkAttribute::Mtu(spec.mtu));
-        let mut msg = LinkMessage::default();
-        msg.attributes
-            .push(LinkAttribute::IfName(spec.host_name.clone()));
-        msg.attributes.push(LinkAttribute::Mtu(spec.mtu));
-        if let Some(mac) = spec.host_mac {
-            msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
-        }
-        msg.attributes.push(LinkAttribute::LinkInfo(vec![
-            LinkInfo::Kind(InfoKind::Veth),
-            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
-        ]));
+        let msg = veth_message(spec, None, false);
         self.ack(
             &|| {
                 format!(
