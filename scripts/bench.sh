@@ -22,7 +22,7 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
-cargo build --release --locked -p cni-plugin -p jalur-tests
+cargo build --release --locked -p jalur-cni-plugin -p jalur-tests
 
 # shellcheck source=scripts/lib/bench-run.sh
 . scripts/lib/bench-run.sh

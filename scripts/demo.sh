@@ -103,12 +103,12 @@ trap 'exit 143' TERM
 
 echo "== building jalur and jalur-agent (release; the first build takes a few minutes)"
 if command -v cargo >/dev/null; then
-  cargo build -q --release --locked -p cni-plugin -p node-agent
+  cargo build -q --release --locked -p jalur-cni-plugin -p jalur-node-agent
 elif [ -x "$BIN/jalur" ] && [ -x "$BIN/jalur-agent" ]; then
   echo "   cargo is not on root's PATH: using the binaries already in $BIN"
 else
   echo "cargo is not on root's PATH. Build first as yourself, then run the demo:" >&2
-  echo "  cargo build --release --locked -p cni-plugin -p node-agent && sudo $0 $*" >&2
+  echo "  cargo build --release --locked -p jalur-cni-plugin -p jalur-node-agent && sudo $0 $*" >&2
   exit 1
 fi
 

@@ -177,8 +177,8 @@ fi
 
 if [ -z "$BIN_DIR" ]; then
   echo "== building (release)"
-  packages=(-p cni-plugin)
-  [ "$WITH_AGENT" -eq 0 ] || packages+=(-p node-agent)
+  packages=(-p jalur-cni-plugin)
+  [ "$WITH_AGENT" -eq 0 ] || packages+=(-p jalur-node-agent)
   cargo build --release --locked --manifest-path "$REPO/Cargo.toml" "${packages[@]}"
   # shellcheck source=/dev/null  # scripts/lib/target-dir.sh: release_dir
   . "$REPO/scripts/lib/target-dir.sh"

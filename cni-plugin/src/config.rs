@@ -154,8 +154,8 @@ fn parse_ip(field: &str, s: &Option<String>) -> Result<Option<IpAddr>> {
 impl RangeConf {
     /// The range, validated; `at` is where the fields sit (`ipam.ranges[0][1]` or `ipam`),
     /// for messages.
-    fn to_range(&self, at: &str) -> Result<ipam::Range> {
-        ipam::Range::new(
+    fn to_range(&self, at: &str) -> Result<jalur_ipam::Range> {
+        jalur_ipam::Range::new(
             parse_net(&format!("{at}.subnet"), &self.subnet)?,
             parse_ip(&format!("{at}.rangeStart"), &self.range_start)?,
             parse_ip(&format!("{at}.rangeEnd"), &self.range_end)?,
@@ -168,7 +168,7 @@ impl RangeConf {
 impl IpamConf {
     /// The pool the config describes, validated (ranges inside their subnets, families not
     /// mixed within a set, no overlaps).
-    pub fn pool(&self) -> Result<ipam::Pool> {
+    pub fn pool(&self) -> Result<jalur_ipam::Pool> {
         // host-local puts the single-range form first.
         let mut sets: Vec<(String, Vec<RangeConf>)> = Vec::new();
         if let Some(legacy) = self.legacy()? {
@@ -203,10 +203,11 @@ impl IpamConf {
                         r.to_range(&at)
                     })
                     .collect::<Result<Vec<_>>>()?;
-                ipam::RangeSet::new(ranges).map_err(|e| Error::InvalidConfig(format!("{at}: {e}")))
+                jalur_ipam::RangeSet::new(ranges)
+                    .map_err(|e| Error::InvalidConfig(format!("{at}: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(ipam::Pool::new(sets)?)
+        Ok(jalur_ipam::Pool::new(sets)?)
     }
 
     /// The legacy single-range form, when `subnet` is given. `rangeStart`, `rangeEnd` or

@@ -90,7 +90,7 @@ pub enum Error {
     NotAvailable(String),
     /// The IPAM library refused.
     #[error(transparent)]
-    Ipam(#[from] ipam::Error),
+    Ipam(#[from] jalur_ipam::Error),
     /// CNI_IFNAME already exists in the container (code 101).
     #[error("interface {ifname} already exists in network namespace {netns}")]
     InterfaceExists {
@@ -166,13 +166,13 @@ impl Error {
             Error::TryAgain(_) => 11,
             Error::NotAvailable(_) => 50,
             Error::Ipam(e) => match e {
-                ipam::Error::Exhausted { .. } => codes::POOL_EXHAUSTED,
-                ipam::Error::LockTimeout { .. } => 11,
-                ipam::Error::Io { .. } => 5,
-                ipam::Error::Corrupt { .. }
-                | ipam::Error::InvalidState { .. }
-                | ipam::Error::NotRegularFile { .. } => codes::STORE_CORRUPT,
-                ipam::Error::Serialize { .. } => 5,
+                jalur_ipam::Error::Exhausted { .. } => codes::POOL_EXHAUSTED,
+                jalur_ipam::Error::LockTimeout { .. } => 11,
+                jalur_ipam::Error::Io { .. } => 5,
+                jalur_ipam::Error::Corrupt { .. }
+                | jalur_ipam::Error::InvalidState { .. }
+                | jalur_ipam::Error::NotRegularFile { .. } => codes::STORE_CORRUPT,
+                jalur_ipam::Error::Serialize { .. } => 5,
                 _ => 7,
             },
             Error::InterfaceExists { .. } => codes::INTERFACE_EXISTS,

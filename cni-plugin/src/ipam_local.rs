@@ -3,8 +3,8 @@
 
 use std::collections::HashSet;
 
-use ipam::{AttachmentKey, Store};
 use ipnet::IpNet;
+use jalur_ipam::{AttachmentKey, Store};
 
 use crate::config::IpamConf;
 use crate::error::{Error, Result};

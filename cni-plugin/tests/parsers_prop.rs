@@ -10,12 +10,12 @@
 
 use std::collections::HashMap;
 
-use cni_plugin::attachment;
-use cni_plugin::config::NetConf;
-use cni_plugin::env::CniEnv;
-use cni_plugin::error::Result;
-use cni_plugin::result::CniResult;
-use cni_plugin::skel::{run, Plugin, Request};
+use jalur_cni_plugin::attachment;
+use jalur_cni_plugin::config::NetConf;
+use jalur_cni_plugin::env::CniEnv;
+use jalur_cni_plugin::error::Result;
+use jalur_cni_plugin::result::CniResult;
+use jalur_cni_plugin::skel::{run, Plugin, Request};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 use serde_json::{json, Value};
@@ -29,7 +29,7 @@ const CODES: [u64; 17] = [
 struct Probe;
 
 fn fits(req: &Request) {
-    assert!(req.env.ifname.len() <= cni_plugin::env::MAX_IFNAME || req.env.ifname.is_empty());
+    assert!(req.env.ifname.len() <= jalur_cni_plugin::env::MAX_IFNAME || req.env.ifname.is_empty());
     let alias = attachment::alias(&req.config.name, &req.env.container_id, &req.env.ifname);
     assert!(alias.len() <= attachment::MAX_ALIAS, "{alias}");
     if let Some(ipam) = &req.config.ipam {

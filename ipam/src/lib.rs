@@ -7,8 +7,8 @@
 //! range sets for dual-stack). Pure library: no netlink, no CNI wire format, no root needed.
 //!
 //! ```no_run
-//! # fn main() -> ipam::Result<()> {
-//! use ipam::{AttachmentKey, Pool, Range, RangeSet, Store};
+//! # fn main() -> jalur_ipam::Result<()> {
+//! use jalur_ipam::{AttachmentKey, Pool, Range, RangeSet, Store};
 //! let pool = Pool::new(vec![
 //!     RangeSet::single(Range::from_subnet("10.1.0.0/24".parse().unwrap())?),
 //!     RangeSet::single(Range::from_subnet("fd00:1::/64".parse().unwrap())?),

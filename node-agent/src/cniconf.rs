@@ -52,7 +52,7 @@ impl CniConf {
             .iter()
             .filter_map(|v| v.as_str())
             .collect();
-        cni_plugin::version::SUPPORTED
+        jalur_cni_plugin::version::SUPPORTED
             .iter()
             .rev()
             .map(ToString::to_string)
@@ -166,7 +166,8 @@ mod tests {
         let mut plugin = list["plugins"][0].clone();
         plugin["cniVersion"] = list["cniVersion"].clone();
         plugin["name"] = list["name"].clone();
-        let parsed = cni_plugin::config::NetConf::parse(plugin.to_string().as_bytes()).unwrap();
+        let parsed =
+            jalur_cni_plugin::config::NetConf::parse(plugin.to_string().as_bytes()).unwrap();
         assert_eq!(parsed.mtu, Some(1500));
         assert_eq!(parsed.readiness_file, Some(conf.ready_path()));
         let ipam = parsed.ipam().unwrap();

@@ -10,7 +10,7 @@
 //!
 //! Pure: nothing here touches the kernel.
 
-use cni_plugin::net::Route;
+use jalur_cni_plugin::net::Route;
 
 use crate::claims::{ForeignRoute, Local, Rejection, Rule};
 use crate::cluster::NodeInfo;

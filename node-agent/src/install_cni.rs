@@ -168,7 +168,7 @@ pub fn enable_forwarding(families: &[Family]) -> Result<(), String> {
             Family::Ipv4 => "net/ipv4/ip_forward",
             Family::Ipv6 => "net/ipv6/conf/all/forwarding",
         };
-        cni_plugin::net::sysctl::ensure(key, "1").map_err(|e| e.to_string())?;
+        jalur_cni_plugin::net::sysctl::ensure(key, "1").map_err(|e| e.to_string())?;
     }
     Ok(())
 }

@@ -37,7 +37,8 @@ fn cni_conf(args: &RunArgs) -> CniConf {
         conf_dir: args.cni_conf_dir.clone(),
         state_dir: args.state_dir.clone(),
         portmap: portmap_version.is_some(),
-        cni_version: portmap_version.unwrap_or_else(|| cni_plugin::version::CURRENT.to_string()),
+        cni_version: portmap_version
+            .unwrap_or_else(|| jalur_cni_plugin::version::CURRENT.to_string()),
     }
 }
 
@@ -59,12 +60,12 @@ fn init_logging(json: bool) {
 /// Runs every step even when one fails, and reports all failures together.
 fn uninstall(args: &UninstallArgs) -> Result<(), String> {
     let mut errors = Vec::new();
-    let removed = cni_plugin::net::Netlink::open()
+    let removed = jalur_cni_plugin::net::Netlink::open()
         .map_err(|e| e.to_string())
         .and_then(|mut nl| sync::remove_all(&mut nl).map_err(|e| e.to_string()))
         .map_err(|e| errors.push(format!("removing routes and devices: {e}")))
         .unwrap_or(0);
-    let table = cni_plugin::net::nft::delete(firewall::TABLE)
+    let table = jalur_cni_plugin::net::nft::delete(firewall::TABLE)
         .map_err(|e| errors.push(format!("removing the nftables table: {e}")))
         .unwrap_or(false);
     let conf = CniConf {

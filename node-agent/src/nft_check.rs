@@ -3,7 +3,7 @@
 //! dumps). Taken right after the agent applies its table, and compared at every resync: a
 //! flushed, deleted or edited chain or rule (even one put back the same, which gets a new
 //! handle) changes it, and the agent applies its table again. Reads only; the table itself is
-//! written by `cni_plugin::net::nft`.
+//! written by `jalur_cni_plugin::net::nft`.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::Hasher;

@@ -7,9 +7,9 @@
 
 use std::net::IpAddr;
 
-use cni_plugin::attachment::fnv1a;
-use cni_plugin::net::{FdbEntry, Route};
 use ipnet::IpNet;
+use jalur_cni_plugin::attachment::fnv1a;
+use jalur_cni_plugin::net::{FdbEntry, Route};
 
 use crate::claims::{self, Local, Rejection};
 use crate::cluster::NodeInfo;

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cni_plugin::net::nft::{self, FirewallSpec};
-use cni_plugin::net::Netlink;
+use jalur_cni_plugin::net::nft::{self, FirewallSpec};
+use jalur_cni_plugin::net::Netlink;
 use tokio::sync::watch;
 
 use crate::claims::Rejection;

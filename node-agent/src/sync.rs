@@ -5,11 +5,11 @@
 //! Blocking: the agent runs it on a blocking thread. Safe to run again at any time: a run on a
 //! node that is already right changes nothing.
 
-use cni_plugin::attachment::HOST_IF_PREFIX;
-use cni_plugin::net::{
+use ipnet::IpNet;
+use jalur_cni_plugin::attachment::HOST_IF_PREFIX;
+use jalur_cni_plugin::net::{
     sysctl, Neighbour, NetError, Netlink, Route, VxlanSpec, JALUR_ROUTE_PROTOCOL,
 };
-use ipnet::IpNet;
 use std::collections::HashMap;
 use std::net::IpAddr;
 

@@ -113,7 +113,7 @@ impl Node {
         self.ns
             .links()
             .into_iter()
-            .filter(|l| l.starts_with(cni_plugin::attachment::HOST_IF_PREFIX))
+            .filter(|l| l.starts_with(jalur_cni_plugin::attachment::HOST_IF_PREFIX))
             .collect()
     }
 }

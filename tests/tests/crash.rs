@@ -15,7 +15,7 @@ const POINTS: [&str; 5] = [
 fn killed_add(net: &Network, cid: &str, pod: &Netns, point: &str) {
     let mut call = CniCall::new("jalur", "ADD", cid, &pod.path(), "eth0");
     call.extra_env
-        .push((cni_plugin::testhook::VAR.into(), point.into()));
+        .push((jalur_cni_plugin::testhook::VAR.into(), point.into()));
     let out = call.run(&net.node.ns.name, &net.stdin("1.1.0", None));
     assert_eq!(out.code, -1, "{point}: the plugin was not killed: {out:?}");
     assert!(

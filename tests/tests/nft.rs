@@ -11,8 +11,8 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use cni_plugin::net::nft::{self, FirewallSpec, Masquerade, JALUR_TABLE};
 use ipnet::IpNet;
+use jalur_cni_plugin::net::nft::{self, FirewallSpec, Masquerade, JALUR_TABLE};
 use jalur_tests::{require_root, sh, try_sh};
 
 /// Runs `f` on a new thread inside a new, empty network namespace of its own (with `lo` up).

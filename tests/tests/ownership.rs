@@ -2,7 +2,7 @@
 //! foreign link holding a host end's derived name, or the host end of another attachment
 //! whose name collides, is left alone by ADD (which fails, naming it) and by DEL.
 
-use cni_plugin::attachment::{alias, host_ifname, COLLIDING_IDS};
+use jalur_cni_plugin::attachment::{alias, host_ifname, COLLIDING_IDS};
 use jalur_tests::{require_root, CniCall, Netns, Network};
 use serde_json::json;
 

@@ -1,4 +1,4 @@
 //! `jalur`: the CNI network plugin (routed veth, no bridge).
 fn main() {
-    cni_plugin::skel::main(&cni_plugin::cmd::Jalur)
+    jalur_cni_plugin::skel::main(&jalur_cni_plugin::cmd::Jalur)
 }

@@ -5,7 +5,7 @@
 //! whose alias does not name this network is never touched. (A host end is never in the node
 //! without its alias: see [`crate::pod::PodWiring::apply`].)
 
-use ipam::AttachmentKey;
+use jalur_ipam::AttachmentKey;
 
 use super::ipam_plugin;
 use crate::error::{Error, Result};

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use ipam::{AttachmentKey, AttachmentLock, Store};
+use jalur_ipam::{AttachmentKey, AttachmentLock, Store};
 
 use crate::attachment;
 use crate::config::{IpamConf, NetConf};

@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use cni_plugin::attachment::{self, GATEWAY_V4, HOST_MAC};
-use cni_plugin::net::{Neighbour, NetNs, Netlink, Route, VethSpec};
+use jalur_cni_plugin::attachment::{self, GATEWAY_V4, HOST_MAC};
+use jalur_cni_plugin::net::{Neighbour, NetNs, Netlink, Route, VethSpec};
 use jalur_tests::bench::{ms, verdict, WorkDir};
 use jalur_tests::{Netns, Node};
 use serde_json::{json, Value};
@@ -673,7 +673,7 @@ fn main() {
         });
     assert!(
         bin_dir.join("jalur").is_file(),
-        "no jalur binary in {} (build with cargo build --release -p cni-plugin)",
+        "no jalur binary in {} (build with cargo build --release -p jalur-cni-plugin)",
         bin_dir.display()
     );
     let have_ptp = Path::new(PTP).is_file() && Path::new(HOST_LOCAL).is_file();

@@ -30,7 +30,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use cni_plugin::net::{NetNs, JALUR_ROUTE_PROTOCOL};
+use jalur_cni_plugin::net::{NetNs, JALUR_ROUTE_PROTOCOL};
 use jalur_tests::bench::{ms, verdict, WorkDir};
 use jalur_tests::{sh, Netns};
 use serde_json::{json, Value};
@@ -1094,7 +1094,7 @@ fn main() {
     for bin in ["jalur-agent", "jalur"] {
         assert!(
             bin_dir.join(bin).is_file(),
-            "no {bin} binary in {} (build with cargo build --release -p node-agent -p cni-plugin)",
+            "no {bin} binary in {} (build with cargo build --release -p jalur-node-agent -p jalur-cni-plugin)",
             bin_dir.display()
         );
     }
