@@ -55,16 +55,22 @@ if [ "$NO_DEPS" = 0 ]; then
 fi
 
 # One build profile for everything (release: the podman test and the benchmark use the
-# same binaries).
-echo "== build"
-cargo build --release --locked --workspace --all-targets
+# same binaries). The Rust tests run binaries built with their test-only hooks
+# (JALUR_TEST_CRASH_AT, JALUR_TEST_FAIL); everything after them runs the binaries a node
+# gets, built again without (cargo keeps both, so switching back and forth is only a link).
+HOOKS=(--features jalur-tests/test-hooks)
+echo "== build (with the test-only hooks)"
+cargo build --release --locked --workspace --all-targets "${HOOKS[@]}"
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 
 echo "== unit and kernel tests"
-cargo test --release --locked --workspace 2>&1 | tee "$log" || status=1
+cargo test --release --locked --workspace "${HOOKS[@]}" 2>&1 | tee "$log" || status=1
+
+echo "== build (the binaries a node gets: no test-only hooks)"
+cargo build --release --locked -p jalur-cni-plugin -p jalur-node-agent
 
 echo "== runtime test: podman drives jalur"
 podman_passed=0

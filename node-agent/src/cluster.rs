@@ -81,7 +81,7 @@ pub fn parse_node_list(text: &str) -> Result<Vec<NodeInfo>, String> {
     let list: List = if text.trim_start().starts_with('{') {
         serde_json::from_str(text).map_err(|e| e.to_string())?
     } else {
-        serde_yaml::from_str(text).map_err(|e| e.to_string())?
+        serde_saphyr::from_str(text).map_err(|e| e.to_string())?
     };
     let mut nodes: Vec<NodeInfo> = list.items.iter().filter_map(NodeInfo::from_node).collect();
     nodes.sort();
@@ -110,5 +110,23 @@ mod tests {
         let nodes = parse_node_list(yaml).unwrap();
         assert!(nodes[0].addresses.is_empty());
         assert!(parse_node_list("items: [").is_err());
+    }
+
+    #[test]
+    fn reads_a_yaml_list_of_5000_nodes_within_the_parsers_limits() {
+        let mut yaml = String::from("apiVersion: v1\nkind: NodeList\nitems:\n");
+        for i in 0..5000u32 {
+            let (hi, lo) = (i / 250, i % 250 + 1);
+            yaml.push_str(&format!(
+                "- metadata:\n    name: node-{i}\n    creationTimestamp: \"2024-05-01T10:00:00Z\"\n  \
+                 spec:\n    podCIDR: 10.{hi}.{lo}.0/24\n  status:\n    addresses:\n    \
+                 - type: InternalIP\n      address: 192.168.{hi}.{lo}\n"
+            ));
+        }
+        let nodes = parse_node_list(&yaml).unwrap();
+        assert_eq!(nodes.len(), 5000);
+        assert!(nodes
+            .iter()
+            .all(|n| n.pod_cidrs.len() == 1 && n.addresses.len() == 1));
     }
 }

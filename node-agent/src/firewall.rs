@@ -1,9 +1,9 @@
 //! The agent's nftables table: masquerade for pod traffic leaving the cluster, and
 //! anti-spoofing on pods' host ends (IPv4 and IPv6).
 
+use crate::nft::{FirewallSpec, Masquerade};
 use ipnet::IpNet;
 use jalur_cni_plugin::attachment::HOST_IF_PREFIX;
-use jalur_cni_plugin::net::nft::{FirewallSpec, Masquerade};
 
 use crate::cli::RunArgs;
 

@@ -1,22 +1,5 @@
-//! `jalur-agent`: learns the cluster's nodes (Kubernetes API or a NodeList file), routes every
-//! node's pod subnet to every other node (direct or VXLAN), masquerades pod traffic leaving
-//! the cluster, and writes the node's CNI config once the node can serve pods.
-
-mod claims;
-mod cli;
-mod cluster;
-mod cniconf;
-mod firewall;
-mod foreign;
-mod install_cni;
-mod metrics;
-mod nft_check;
-mod parts;
-mod plan;
-mod reconciler;
-mod repeat;
-mod source;
-mod sync;
+//! `jalur-agent`: the binary. Parses the command line, sets up logging and the runtime, and
+//! runs one of the agent's commands (the agent itself is the library, `jalur_node_agent`).
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -24,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use clap::Parser;
 use tokio::sync::watch;
 
-use cli::{Cli, Command, InstallCniArgs, RunArgs, UninstallArgs};
-use cniconf::CniConf;
+use jalur_node_agent::cli::{Cli, Command, InstallCniArgs, RunArgs, UninstallArgs};
+use jalur_node_agent::cniconf::CniConf;
+use jalur_node_agent::{firewall, install_cni, metrics, nft, reconciler, source, sync};
 
 fn cni_conf(args: &RunArgs) -> CniConf {
     let portmap = args.cni_bin_dir.join("portmap");
@@ -65,7 +49,7 @@ fn uninstall(args: &UninstallArgs) -> Result<(), String> {
         .and_then(|mut nl| sync::remove_all(&mut nl).map_err(|e| e.to_string()))
         .map_err(|e| errors.push(format!("removing routes and devices: {e}")))
         .unwrap_or(0);
-    let table = jalur_cni_plugin::net::nft::delete(firewall::TABLE)
+    let table = nft::delete(firewall::TABLE)
         .map_err(|e| errors.push(format!("removing the nftables table: {e}")))
         .unwrap_or(false);
     let conf = CniConf {

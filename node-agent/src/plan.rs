@@ -9,7 +9,9 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use jalur_cni_plugin::attachment::fnv1a;
-use jalur_cni_plugin::net::{FdbEntry, Route};
+use jalur_cni_plugin::net::Route;
+
+use crate::vxlan::FdbEntry;
 
 use crate::claims::{self, Local, Rejection};
 use crate::cluster::NodeInfo;

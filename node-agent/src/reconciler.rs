@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use jalur_cni_plugin::net::nft::{self, FirewallSpec};
+use crate::nft::{self, FirewallSpec};
 use jalur_cni_plugin::net::Netlink;
 use tokio::sync::watch;
 
@@ -17,12 +17,12 @@ use crate::cli::RunArgs;
 use crate::cniconf::CniConf;
 use crate::firewall;
 use crate::metrics::SharedStats;
-use crate::nft_check;
 use crate::parts::{self, Part, PartErrors};
 use crate::plan::{PeerRoute, Policy};
 use crate::repeat::{Failed, Repeated};
 use crate::source::View;
 use crate::sync;
+use crate::testhook;
 
 /// What persists between syncs.
 struct State {
@@ -245,9 +245,9 @@ fn sync_once(
 /// applied, and again when someone else changed the table (a flushed or edited chain, a
 /// deleted table), which its fingerprint tells.
 fn sync_firewall(fw: FirewallSpec, state: &mut State) -> Result<(), String> {
-    sync::injected(Part::Firewall).map_err(|e| e.to_string())?;
-    let print = nft_check::fingerprint(&fw.table)
-        .map_err(|e| format!("listing table inet {}: {e}", fw.table))?;
+    testhook::injected(Part::Firewall).map_err(|e| e.to_string())?;
+    let print =
+        nft::fingerprint(&fw.table).map_err(|e| format!("listing table inet {}: {e}", fw.table))?;
     let same_spec = state.firewall.as_ref() == Some(&fw);
     if same_spec && state.firewall_print == Some(print) {
         return Ok(());
@@ -256,7 +256,7 @@ fn sync_firewall(fw: FirewallSpec, state: &mut State) -> Result<(), String> {
     if same_spec {
         tracing::warn!(table = %fw.table, "the nftables table was changed by someone else; put back as it should be");
     }
-    state.firewall_print = Some(nft_check::fingerprint(&fw.table).map_err(|e| e.to_string())?);
+    state.firewall_print = Some(nft::fingerprint(&fw.table).map_err(|e| e.to_string())?);
     state.firewall = Some(fw);
     Ok(())
 }

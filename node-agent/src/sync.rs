@@ -7,9 +7,7 @@
 
 use ipnet::IpNet;
 use jalur_cni_plugin::attachment::HOST_IF_PREFIX;
-use jalur_cni_plugin::net::{
-    sysctl, Neighbour, NetError, Netlink, Route, VxlanSpec, JALUR_ROUTE_PROTOCOL,
-};
+use jalur_cni_plugin::net::{sysctl, Neighbour, NetError, Netlink, Route, JALUR_ROUTE_PROTOCOL};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -20,6 +18,8 @@ use crate::parts::Part;
 use crate::plan::{
     self, vxlan_overhead, Mode, OverlayPlan, Plan, Policy, Underlay, VNI, VXLAN_DEVICE, VXLAN_PORT,
 };
+use crate::testhook::{self, Injected};
+use crate::vxlan::{VxlanNetlink, VxlanSpec};
 
 /// What one sync changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -59,19 +59,14 @@ pub enum SyncError {
         /// The first failure.
         first: NetError,
     },
-    /// Injected by `JALUR_TEST_FAIL` (tests only).
-    #[error("injected failure of {0} (JALUR_TEST_FAIL)")]
-    Injected(&'static str),
+    /// Injected by the test-only hook (`crate::testhook`).
+    #[error(transparent)]
+    Injected(#[from] Injected),
 }
 
-/// Test hook: `JALUR_TEST_FAIL=firewall,overlay` makes those parts fail, as a kernel without
-/// the feature would. Never set outside tests.
-pub fn injected(part: Part) -> Result<(), SyncError> {
-    let failing = std::env::var("JALUR_TEST_FAIL").unwrap_or_default();
-    if failing.split(',').any(|p| p == part.name()) {
-        return Err(SyncError::Injected(part.name()));
-    }
-    Ok(())
+/// The test-only failure hook for `part` (always `Ok` in builds without `test-hooks`).
+fn hook(part: Part) -> Result<(), SyncError> {
+    Ok(testhook::injected(part)?)
 }
 
 /// Finds the interface that holds the node's address (its first InternalIP found locally),
@@ -333,7 +328,7 @@ fn enable_forwarding(plan: &Plan) -> Vec<(bool, Result<(), SyncError>)> {
         .into_iter()
         .map(|v6| {
             let key = forwarding_key(v6);
-            let result = injected(Part::Forwarding).and_then(|()| {
+            let result = hook(Part::Forwarding).and_then(|()| {
                 sysctl::ensure(key, "1").map_err(|source| SyncError::Sysctl { key, source })
             });
             (v6, result)
@@ -378,7 +373,7 @@ fn overlay_part(
     mode: Mode,
     changes: &mut Changes,
 ) -> (Option<u32>, Result<(), SyncError>) {
-    let result = injected(Part::Overlay).and_then(|()| match &draft.overlay {
+    let result = hook(Part::Overlay).and_then(|()| match &draft.overlay {
         Some(overlay) if !overlay.peers.is_empty() || mode == Mode::Vxlan => {
             let (index, created) = ensure_vxlan(nl, &vxlan_spec(overlay, underlay))?;
             changes.overlay_changes += usize::from(created);
@@ -425,7 +420,7 @@ pub fn sync(
     } else {
         Vec::new()
     };
-    let routes = injected(Part::Routes)
+    let routes = hook(Part::Routes)
         .and_then(|()| sync_routes(nl, &plan.routes, &plan.takeovers, &mut changes.replaced))
         .map(|(added, removed)| {
             changes.routes_added = added;

@@ -29,6 +29,16 @@ pub fn require_root() {
     );
 }
 
+/// Fails the test with a clear message unless the plugin and the agent were built with their
+/// test-only hooks (`JALUR_TEST_CRASH_AT`, `JALUR_TEST_FAIL`), which release builds lack.
+pub fn require_test_hooks() {
+    #[cfg(not(feature = "test-hooks"))]
+    panic!(
+        "this test needs binaries built with their test-only hooks: \
+         cargo test --release --features jalur-tests/test-hooks (scripts/test.sh does)"
+    );
+}
+
 /// Runs a command, panicking with its output if it fails. For test set-up only: the plugins
 /// themselves never run tools.
 pub fn sh(cmd: &str) -> String {

@@ -1,7 +1,7 @@
 //! A plugin killed with SIGKILL anywhere inside ADD leaves nothing that DEL and GC cannot
 //! clean: no address stays booked, no veth stays behind.
 
-use jalur_tests::{require_root, CniCall, Netns, Network};
+use jalur_tests::{require_root, require_test_hooks, CniCall, Netns, Network};
 use serde_json::json;
 
 const POINTS: [&str; 5] = [
@@ -28,6 +28,7 @@ fn killed_add(net: &Network, cid: &str, pod: &Netns, point: &str) {
 #[test]
 fn sigkill_inside_add_then_del_leaves_nothing() {
     require_root();
+    require_test_hooks();
     let net = Network::new("kdel", 31, json!([[{"subnet": "10.244.31.0/24"}]]));
     for point in POINTS {
         let pod = Netns::new("pod");
@@ -52,6 +53,7 @@ fn sigkill_inside_add_then_del_leaves_nothing() {
 #[test]
 fn sigkill_inside_add_then_gc_leaves_nothing_but_the_valid_pods() {
     require_root();
+    require_test_hooks();
     let net = Network::new("kgc", 32, json!([[{"subnet": "10.244.32.0/24"}]]));
     let keeper = Netns::new("keep");
     let kept = net.add("keeper", &keeper.path());

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use jalur_tests::cluster::{wait_until, Cluster};
-use jalur_tests::require_root;
+use jalur_tests::{require_root, require_test_hooks};
 
 /// Lines of `log` that contain `what`.
 fn count(log: &str, what: &str) -> usize {
@@ -68,7 +68,7 @@ fn a_nodes_file_rewritten_in_place_in_small_pieces_never_drops_a_peer() {
     let list: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&c.nodes_file).unwrap()).unwrap();
     // YAML: cut at a line, it still parses, as a shorter list.
-    let yaml = serde_yaml::to_string(&list).unwrap();
+    let yaml = serde_saphyr::to_string(&list).unwrap();
     for _ in 0..15 {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -149,9 +149,10 @@ fn a_read_only_forwarding_sysctl_leaves_the_other_family_and_the_routes_served()
 #[test]
 fn a_firewall_that_cannot_be_installed_blocks_readiness_only_when_masquerade_needs_it() {
     require_root();
+    require_test_hooks();
     let mut c = Cluster::new("nofw", 84, "auto");
     let file = c.nodes_file.display().to_string();
-    let fail = [("JALUR_TEST_FAIL", "firewall")];
+    let fail = [(jalur_node_agent::testhook::VAR, "firewall")];
     c.start_agent_wrapped(0, &[], &fail, &["--nodes-file", &file], &[]);
     assert!(
         wait_until(Duration::from_secs(5), || c

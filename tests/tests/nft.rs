@@ -12,7 +12,8 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use ipnet::IpNet;
-use jalur_cni_plugin::net::nft::{self, FirewallSpec, Masquerade, JALUR_TABLE};
+use jalur_node_agent::firewall::TABLE as JALUR_TABLE;
+use jalur_node_agent::nft::{self, FirewallSpec, Masquerade};
 use jalur_tests::{require_root, sh, try_sh};
 
 /// Runs `f` on a new thread inside a new, empty network namespace of its own (with `lo` up).

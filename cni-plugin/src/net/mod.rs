@@ -8,11 +8,9 @@ mod addr;
 mod link;
 mod neigh;
 mod netns;
-pub mod nft;
 mod route;
 mod socket;
 pub mod sysctl;
-mod vxlan;
 
 use std::io;
 
@@ -21,7 +19,6 @@ pub use neigh::Neighbour;
 pub use netns::{NetNs, NetNsError};
 pub use route::{Route, RouteScope, JALUR_ROUTE_PROTOCOL};
 pub use socket::Netlink;
-pub use vxlan::{FdbEntry, VxlanSpec};
 
 /// A kernel networking operation that failed: what was attempted (as the `ip` command it
 /// equals) and the kernel's answer.
@@ -36,7 +33,8 @@ pub struct NetError {
 }
 
 impl NetError {
-    pub(crate) fn new(op: impl Into<String>, source: io::Error) -> Self {
+    /// An error of the operation `op` (spelled as the equivalent `ip` or `nft` command).
+    pub fn new(op: impl Into<String>, source: io::Error) -> Self {
         NetError {
             op: op.into(),
             source,

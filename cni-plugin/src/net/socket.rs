@@ -2,7 +2,7 @@
 //!
 //! This owns the wire exchange with the kernel (sequence numbers, acks, multipart dumps,
 //! errno mapping). It knows nothing of links or routes: the sibling modules build the
-//! messages. A socket is bound to the network namespace of the thread that created it, for
+//! messages, and so does the agent for the kinds only it uses (its VXLAN device and FDB). A socket is bound to the network namespace of the thread that created it, for
 //! its whole life (see [`super::netns`]).
 
 use std::io;
@@ -37,7 +37,7 @@ impl Netlink {
     }
 
     /// Sends a request that expects an ack (or an error) and nothing else.
-    pub(crate) fn ack(
+    pub fn ack(
         &mut self,
         op: &dyn Fn() -> String,
         msg: RouteNetlinkMessage,
@@ -48,7 +48,7 @@ impl Netlink {
     }
 
     /// Sends a dump request and returns every message of the answer.
-    pub(crate) fn dump(
+    pub fn dump(
         &mut self,
         op: &dyn Fn() -> String,
         msg: RouteNetlinkMessage,
@@ -61,7 +61,7 @@ impl Netlink {
 
     /// Sends a request that answers with exactly one message (e.g. `RTM_GETLINK` by name).
     /// `Ok(None)` when the kernel answers `ENODEV`/`ENOENT`/`ESRCH`.
-    pub(crate) fn get(
+    pub fn get(
         &mut self,
         op: &dyn Fn() -> String,
         msg: RouteNetlinkMessage,

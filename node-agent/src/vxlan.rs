@@ -1,4 +1,5 @@
-//! The overlay: a VXLAN device and its forwarding (FDB) entries.
+//! The overlay's kernel objects: a VXLAN device and its forwarding (FDB) entries, as netlink
+//! requests sent through the plugin crate's [`Netlink`] socket (only the agent makes them).
 
 use std::net::IpAddr;
 
@@ -11,7 +12,7 @@ use netlink_packet_route::neighbour::{
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
-use super::{format_mac, NetError, Netlink};
+use jalur_cni_plugin::net::{format_mac, NetError, Netlink};
 
 /// A VXLAN device over an IPv4 or IPv6 underlay, learning off: every remote endpoint is
 /// programmed (with an address of the local one's family).
@@ -44,10 +45,21 @@ pub struct FdbEntry {
     pub dst: IpAddr,
 }
 
-impl Netlink {
+/// The overlay's requests, on the one rtnetlink socket type the whole project uses.
+pub trait VxlanNetlink {
     /// `ip link add NAME address MAC mtu M type vxlan id VNI local IP dev UL dstport PORT
-    /// nolearning` then `ip link set NAME alias A up`.
-    pub fn create_vxlan(&mut self, spec: &VxlanSpec) -> Result<u32, NetError> {
+    /// nolearning` then `ip link set NAME alias A up`; returns the device's index.
+    fn create_vxlan(&mut self, spec: &VxlanSpec) -> Result<u32, NetError>;
+    /// `bridge fdb show dev INDEX`: the permanent entries with a remote destination.
+    fn fdb_entries(&mut self, index: u32) -> Result<Vec<FdbEntry>, NetError>;
+    /// `bridge fdb append MAC dev INDEX dst IP self permanent`.
+    fn add_fdb(&mut self, index: u32, entry: &FdbEntry) -> Result<(), NetError>;
+    /// `bridge fdb del MAC dev INDEX dst IP self`; `Ok(false)` when it was not there.
+    fn delete_fdb(&mut self, index: u32, entry: &FdbEntry) -> Result<bool, NetError>;
+}
+
+impl VxlanNetlink for Netlink {
+    fn create_vxlan(&mut self, spec: &VxlanSpec) -> Result<u32, NetError> {
         let mut msg = LinkMessage::default();
         msg.attributes
             .push(LinkAttribute::IfName(spec.name.clone()));
@@ -87,8 +99,7 @@ impl Netlink {
         Ok(link.index)
     }
 
-    /// `bridge fdb show dev INDEX`: the permanent entries with a remote destination.
-    pub fn fdb_entries(&mut self, index: u32) -> Result<Vec<FdbEntry>, NetError> {
+    fn fdb_entries(&mut self, index: u32) -> Result<Vec<FdbEntry>, NetError> {
         let mut req = NeighbourMessage::default();
         req.header.family = AddressFamily::Bridge;
         let replies = self.dump(
@@ -137,24 +148,7 @@ impl Netlink {
         Ok(out)
     }
 
-    fn fdb_message(index: u32, entry: &FdbEntry) -> NeighbourMessage {
-        let mut msg = NeighbourMessage::default();
-        msg.header.family = AddressFamily::Bridge;
-        msg.header.ifindex = index;
-        msg.header.state = NeighbourState::Permanent;
-        msg.header.flags = NeighbourFlags::Own;
-        msg.attributes
-            .push(NeighbourAttribute::LinkLayerAddress(entry.mac.to_vec()));
-        msg.attributes
-            .push(NeighbourAttribute::Destination(match entry.dst {
-                IpAddr::V4(a) => NeighbourAddress::Inet(a),
-                IpAddr::V6(a) => NeighbourAddress::Inet6(a),
-            }));
-        msg
-    }
-
-    /// `bridge fdb append MAC dev INDEX dst IP self permanent`.
-    pub fn add_fdb(&mut self, index: u32, entry: &FdbEntry) -> Result<(), NetError> {
+    fn add_fdb(&mut self, index: u32, entry: &FdbEntry) -> Result<(), NetError> {
         self.ack(
             &|| {
                 format!(
@@ -163,13 +157,12 @@ impl Netlink {
                     entry.dst
                 )
             },
-            RouteNetlinkMessage::NewNeighbour(Self::fdb_message(index, entry)),
+            RouteNetlinkMessage::NewNeighbour(fdb_message(index, entry)),
             NLM_F_CREATE | NLM_F_APPEND,
         )
     }
 
-    /// `bridge fdb del MAC dev INDEX dst IP self`; `Ok(false)` when it was not there.
-    pub fn delete_fdb(&mut self, index: u32, entry: &FdbEntry) -> Result<bool, NetError> {
+    fn delete_fdb(&mut self, index: u32, entry: &FdbEntry) -> Result<bool, NetError> {
         match self.ack(
             &|| {
                 format!(
@@ -178,7 +171,7 @@ impl Netlink {
                     entry.dst
                 )
             },
-            RouteNetlinkMessage::DelNeighbour(Self::fdb_message(index, entry)),
+            RouteNetlinkMessage::DelNeighbour(fdb_message(index, entry)),
             0,
         ) {
             Ok(()) => Ok(true),
@@ -186,4 +179,20 @@ impl Netlink {
             Err(e) => Err(e),
         }
     }
+}
+
+fn fdb_message(index: u32, entry: &FdbEntry) -> NeighbourMessage {
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = AddressFamily::Bridge;
+    msg.header.ifindex = index;
+    msg.header.state = NeighbourState::Permanent;
+    msg.header.flags = NeighbourFlags::Own;
+    msg.attributes
+        .push(NeighbourAttribute::LinkLayerAddress(entry.mac.to_vec()));
+    msg.attributes
+        .push(NeighbourAttribute::Destination(match entry.dst {
+            IpAddr::V4(a) => NeighbourAddress::Inet(a),
+            IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+        }));
+    msg
 }

@@ -5,10 +5,11 @@
 //! [`FirewallSpec`] value; [`apply`] replaces the whole table in one transaction (the `nft -f`
 //! idiom `add table; delete table; add table { … }`), so the kernel never holds a half-built
 //! table nor lacks one. Errors are [`NetError`]s whose `op` is the `nft` command that failed.
-//! Like the rest of [`crate::net`], every call acts in the network namespace of the calling
-//! thread.
+//! Like the rest of the netlink code (`jalur_cni_plugin::net`), every call acts in the network
+//! namespace of the calling thread.
 
 mod expr;
+mod fingerprint;
 mod rules;
 mod wire;
 
@@ -23,15 +24,14 @@ use self::wire::{
     Attrs, NfSocket, Request, NFT_MSG_DELTABLE, NFT_MSG_GETTABLE, NFT_MSG_NEWCHAIN,
     NFT_MSG_NEWRULE, NFT_MSG_NEWTABLE, NLM_F_APPEND, NLM_F_CREATE,
 };
-use super::NetError;
+use jalur_cni_plugin::net::NetError;
 
-/// The table Jalur owns.
-pub const JALUR_TABLE: &str = "jalur";
+pub use self::fingerprint::fingerprint;
 
 /// What Jalur's own nftables table (family `inet`) holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FirewallSpec {
-    /// The table's name ([`JALUR_TABLE`]).
+    /// The table's name ([`crate::firewall::TABLE`] for the agent).
     pub table: String,
     /// Masquerade to the node's address the traffic leaving pods for outside the cluster.
     /// `None`: no `postrouting` chain.
@@ -273,7 +273,7 @@ mod tests {
 
     fn spec() -> FirewallSpec {
         FirewallSpec {
-            table: JALUR_TABLE.into(),
+            table: crate::firewall::TABLE.into(),
             masquerade: Some(Masquerade {
                 sources: vec![net("10.244.0.0/16"), net("fd00:10:244::/56")],
                 no_masquerade: vec![

@@ -11,13 +11,16 @@ use std::os::fd::AsRawFd;
 
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
 
-use crate::net::NetError;
+use jalur_cni_plugin::net::NetError;
 
 const NLMSG_HDRLEN: usize = 16;
 const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
 const NLA_F_NESTED: u16 = 0x8000;
 
-pub(super) use netlink_packet_core::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST};
+pub(super) use netlink_packet_core::{
+    NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST,
+};
 
 /// `NFNL_MSG_BATCH_BEGIN` / `_END` (`linux/netfilter/nfnetlink.h`).
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
@@ -32,7 +35,9 @@ pub(super) const NFT_MSG_NEWTABLE: u8 = 0;
 pub(super) const NFT_MSG_GETTABLE: u8 = 1;
 pub(super) const NFT_MSG_DELTABLE: u8 = 2;
 pub(super) const NFT_MSG_NEWCHAIN: u8 = 3;
+pub(super) const NFT_MSG_GETCHAIN: u8 = 4;
 pub(super) const NFT_MSG_NEWRULE: u8 = 6;
+pub(super) const NFT_MSG_GETRULE: u8 = 7;
 
 /// A netlink attribute stream under construction (`struct nlattr`s, each padded to 4 bytes).
 #[derive(Debug, Default)]
@@ -78,7 +83,7 @@ impl Attrs {
     }
 }
 
-fn align4(n: usize) -> usize {
+pub(super) fn align4(n: usize) -> usize {
     (n + 3) & !3
 }
 
@@ -261,6 +266,43 @@ impl NfSocket {
         }
     }
 
+    /// Sends a dump request (`request.flags` should hold `NLM_F_DUMP`) and hands the
+    /// attributes of every message of the answer (after its `nfgenmsg` header) to
+    /// `on_message`. `ENOENT` (nothing of that kind, or no such table) is an empty answer.
+    pub(super) fn dump(
+        &mut self,
+        request: &Request,
+        on_message: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), NetError> {
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let mut packet = Vec::new();
+        push_message(
+            &mut packet,
+            message_type(request.kind),
+            NLM_F_REQUEST | request.flags,
+            seq,
+            request.family,
+            0,
+            &request.attrs,
+        );
+        let fail = |e| NetError::new(request.op.clone(), e);
+        self.socket.send(&packet, 0).map_err(fail)?;
+        loop {
+            let n = match self.socket.recv(&mut &mut self.buf[..], 0) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(fail(e)),
+            };
+            match parse_dump(&self.buf[..n], seq, on_message).map_err(fail)? {
+                Some(0) => return Ok(()),
+                Some(libc::ENOENT) => return Ok(()),
+                Some(errno) => return Err(fail(io::Error::from_raw_os_error(errno))),
+                None => {}
+            }
+        }
+    }
+
     /// Sizes the socket's buffers for one batch: the send buffer must hold the whole batch
     /// (one datagram), and the receive buffer every ack of it at once, since all are queued
     /// before `send` returns (else the kernel drops some: `ENOBUFS`). An ack costs well under
@@ -318,6 +360,36 @@ impl NfSocket {
             parse_answers(&self.buf[..n], &mut answers)?;
         }
     }
+}
+
+/// Hands the attributes of each message of one dump datagram that answers `seq` to
+/// `on_message`. `Some(errno)` once the dump ended (`NLMSG_DONE`: 0, or `NLMSG_ERROR`).
+fn parse_dump(
+    mut bytes: &[u8],
+    seq: u32,
+    on_message: &mut dyn FnMut(&[u8]),
+) -> io::Result<Option<i32>> {
+    let invalid = || io::Error::new(io::ErrorKind::InvalidData, "truncated nfnetlink dump");
+    while bytes.len() >= NLMSG_HDRLEN {
+        let len = u32::from_ne_bytes(bytes[0..4].try_into().unwrap()) as usize;
+        let kind = u16::from_ne_bytes(bytes[4..6].try_into().unwrap());
+        let answers = u32::from_ne_bytes(bytes[8..12].try_into().unwrap());
+        if len < NLMSG_HDRLEN || len > bytes.len() {
+            return Err(invalid());
+        }
+        if answers == seq {
+            match kind {
+                NLMSG_DONE => return Ok(Some(0)),
+                NLMSG_ERROR => {
+                    let code = bytes.get(16..20).ok_or_else(invalid)?;
+                    return Ok(Some(-i32::from_ne_bytes(code.try_into().unwrap())));
+                }
+                _ => on_message(bytes.get(NLMSG_HDRLEN + 4..len).unwrap_or_default()),
+            }
+        }
+        bytes = &bytes[align4(len).min(bytes.len())..];
+    }
+    Ok(None)
 }
 
 /// Reads the `NLMSG_ERROR` messages of one datagram into `answers` (sequence → errno).
