@@ -17,17 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "scripts/bench-agent.sh needs root (network namespaces): run it with sudo" >&2
-  exit 1
-fi
-if ! command -v cargo >/dev/null; then
-  echo "cargo is not on PATH (sudo resets it): try sudo env PATH=\"\$PATH\" $0" >&2
-  exit 1
-fi
-
-cargo build --release --locked -p jalur-node-agent -p jalur-cni-plugin -p jalur-tests
-
 # shellcheck source=scripts/lib/bench-run.sh
 . scripts/lib/bench-run.sh
+bench_build jalur-node-agent jalur-cni-plugin jalur-tests
 run_bench jalur-agent-bench "$@"

@@ -14,9 +14,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
-source scripts/lib/kube-versions.sh
-source scripts/lib/underlay.sh
-source scripts/lib/cluster-pki.sh
 source scripts/lib/cluster-lib.sh
 
 FOCUS='\[sig-network\].*\[Conformance\]'

@@ -58,31 +58,29 @@ mapfile -t NODES < <(k get nodes -o jsonpath='{range .items[*]}{.metadata.name}{
 echo "== a client pod on ${NODES[0]}, a server pod on ${NODES[1]}"
 # The server answers every TCP connection on 8080 with the client address it sees.
 k delete pod jalur-client jalur-server --ignore-not-found --wait=true >/dev/null
-k apply -f - <<EOF
+# demo_pod NAME NODE COMMAND: a pod of the demo image pinned to NODE (COMMAND as JSON).
+demo_pod() {
+  cat <<EOF
 apiVersion: v1
 kind: Pod
 metadata:
-  name: jalur-server
+  name: $1
   labels: {app: jalur-demo}
 spec:
-  nodeName: ${NODES[1]}
+  nodeName: $2
   containers:
-    - name: server
+    - name: main
       image: $TEST_IMAGE
-      command: ["socat", "TCP-LISTEN:8080,fork,reuseaddr", "SYSTEM:echo \$\$SOCAT_PEERADDR"]
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: jalur-client
-  labels: {app: jalur-demo}
-spec:
-  nodeName: ${NODES[0]}
-  containers:
-    - name: client
-      image: $TEST_IMAGE
-      command: ["sleep", "infinity"]
+      command: $3
 EOF
+}
+{
+  # shellcheck disable=SC2016 # $$ is Kubernetes' escape of $: socat's shell expands it
+  demo_pod jalur-server "${NODES[1]}" \
+    '["socat", "TCP-LISTEN:8080,fork,reuseaddr", "SYSTEM:echo $$SOCAT_PEERADDR"]'
+  echo ---
+  demo_pod jalur-client "${NODES[0]}" '["sleep", "infinity"]'
+} | k apply -f -
 k wait --for=condition=Ready pod/jalur-client pod/jalur-server --timeout=5m
 CLIENT_IP=$(k get pod jalur-client -o jsonpath='{.status.podIP}')
 SERVER_IP=$(k get pod jalur-server -o jsonpath='{.status.podIP}')

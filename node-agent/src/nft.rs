@@ -24,7 +24,7 @@ use self::wire::{
     Attrs, NfSocket, Request, NFT_MSG_DELTABLE, NFT_MSG_GETTABLE, NFT_MSG_NEWCHAIN,
     NFT_MSG_NEWRULE, NFT_MSG_NEWTABLE, NLM_F_APPEND, NLM_F_CREATE,
 };
-use jalur_cni_plugin::net::NetError;
+use jalur_cni_plugin::net::{found, NetError};
 
 pub use self::fingerprint::fingerprint;
 
@@ -188,21 +188,13 @@ pub fn apply(spec: &FirewallSpec) -> Result<(), NetError> {
 pub fn delete(table: &str) -> Result<bool, NetError> {
     let request = table_request(NFT_MSG_DELTABLE, 0, table, "delete");
     let op = request.op.clone();
-    match NfSocket::open()?.transact(&[request], &op) {
-        Ok(()) => Ok(true),
-        Err(e) if e.is_not_found() => Ok(false),
-        Err(e) => Err(e),
-    }
+    found(NfSocket::open()?.transact(&[request], &op))
 }
 
 /// `nft list table inet TABLE` succeeds: the table exists.
 pub fn exists(table: &str) -> Result<bool, NetError> {
     let request = table_request(NFT_MSG_GETTABLE, 0, table, "list");
-    match NfSocket::open()?.request(&request) {
-        Ok(()) => Ok(true),
-        Err(e) if e.is_not_found() => Ok(false),
-        Err(e) => Err(e),
-    }
+    found(NfSocket::open()?.request(&request))
 }
 
 fn table_request(kind: u8, flags: u16, table: &str, verb: &str) -> Request {

@@ -12,7 +12,7 @@ use netlink_packet_route::neighbour::{
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
-use jalur_cni_plugin::net::{format_mac, NetError, Netlink};
+use jalur_cni_plugin::net::{format_mac, found, NetError, Netlink};
 
 /// A VXLAN device over an IPv4 or IPv6 underlay, learning off: every remote endpoint is
 /// programmed (with an address of the local one's family).
@@ -163,7 +163,7 @@ impl VxlanNetlink for Netlink {
     }
 
     fn delete_fdb(&mut self, index: u32, entry: &FdbEntry) -> Result<bool, NetError> {
-        match self.ack(
+        found(self.ack(
             &|| {
                 format!(
                     "bridge fdb del {} dev {index} dst {} self",
@@ -173,11 +173,7 @@ impl VxlanNetlink for Netlink {
             },
             RouteNetlinkMessage::DelNeighbour(fdb_message(index, entry)),
             0,
-        ) {
-            Ok(()) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
+        ))
     }
 }
 

@@ -6,6 +6,21 @@
 # shellcheck source=scripts/lib/target-dir.sh
 . "$(dirname "${BASH_SOURCE[0]}")/target-dir.sh"
 
+# bench_build PACKAGE...: checks for root and cargo, then builds the packages (release).
+bench_build() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "$0 needs root (network namespaces): run it with sudo" >&2
+    exit 1
+  fi
+  if ! command -v cargo >/dev/null; then
+    echo "cargo is not on PATH (sudo resets it): try sudo env PATH=\"\$PATH\" $0" >&2
+    exit 1
+  fi
+  local packages=()
+  for p in "$@"; do packages+=(-p "$p"); done
+  cargo build --release --locked "${packages[@]}"
+}
+
 # run_bench NAME [ARGS...]: runs NAME from cargo's release dir (CARGO_TARGET_DIR included),
 # exits with its status.
 run_bench() {

@@ -1,6 +1,13 @@
 # shellcheck shell=bash
-# The test cluster's steps (sourced by scripts/cluster.sh): network, control plane, nodes,
-# add-ons, and the removal of all of it. Expects REPO and scripts/lib/kube-versions.sh.
+# The test cluster's steps (sourced by scripts/cluster.sh, scripts/conformance.sh and
+# tests/cluster/cluster-test.sh): network, control plane, nodes, add-ons, and the removal of
+# all of it. Expects REPO; brings the versions, the underlay and the PKI steps along.
+# shellcheck source=scripts/lib/kube-versions.sh
+source "$REPO/scripts/lib/kube-versions.sh"
+# shellcheck source=scripts/lib/underlay.sh
+source "$REPO/scripts/lib/underlay.sh"
+# shellcheck source=scripts/lib/cluster-pki.sh
+source "$REPO/scripts/lib/cluster-pki.sh"
 
 STATE=${JALUR_CLUSTER_STATE:-/var/lib/jalur-cluster}
 PKI=$STATE/pki

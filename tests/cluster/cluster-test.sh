@@ -11,9 +11,6 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 REPO=$PWD
-source scripts/lib/kube-versions.sh
-source scripts/lib/underlay.sh
-source scripts/lib/cluster-pki.sh
 source scripts/lib/cluster-lib.sh
 
 PASSED=0 FAILED=0

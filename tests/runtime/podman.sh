@@ -140,6 +140,18 @@ root_snapshot() {
     ip -4 route show table all 2>/dev/null | grep -v '^local\|^broadcast' || true
 }
 
+# root_unchanged WHEN: the root netns is as it was before the test (links, IPv4 addresses
+# and routes).
+root_unchanged() {
+    local now
+    now=$(root_snapshot)
+    if [ "$now" = "$ROOT_BEFORE" ]; then
+        pass "root netns unchanged $1 (links/IPv4 addrs/routes)"
+    else
+        fail "root netns changed $1:"; diff <(echo "$ROOT_BEFORE") <(echo "$now") | sed 's/^/  /'
+    fi
+}
+
 node() { ip netns exec "$NODE_NS" "$@"; }
 
 node_links() { node ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort; }
@@ -421,12 +433,7 @@ n_new=$(echo "$NEW_NODE_LINKS" | grep -c . || true)
 [ "$n_new" = 2 ] && pass "host veth ends are in the node netns: $(echo $NEW_NODE_LINKS)" \
                  || fail "expected 2 new links in node netns, got $n_new: $(echo $NEW_NODE_LINKS)"
 
-ROOT_DURING=$(root_snapshot)
-if [ "$ROOT_DURING" = "$ROOT_BEFORE" ]; then
-    pass "root netns unchanged while containers run (links/IPv4 addrs/routes)"
-else
-    fail "root netns changed while containers run:"; diff <(echo "$ROOT_BEFORE") <(echo "$ROOT_DURING") | sed 's/^/  /'
-fi
+root_unchanged "while containers run"
 
 mapfile -t ALLOCS < <(ipam_allocations)
 if [ "${#ALLOCS[@]}" = 2 ]; then
@@ -504,12 +511,7 @@ left_cache=$(ls -A "$T/mnt/varlib/cni/results" 2>/dev/null | tr "\n" " ")
 [ -z "$left_cache" ] && pass "libcni result cache empty (CNI DEL completed)" \
                      || fail "libcni cache entries left (DEL failed?): $left_cache"
 
-ROOT_AFTER=$(root_snapshot)
-if [ "$ROOT_AFTER" = "$ROOT_BEFORE" ]; then
-    pass "root netns unchanged after test (links/IPv4 addrs/routes)"
-else
-    fail "root netns changed:"; diff <(echo "$ROOT_BEFORE") <(echo "$ROOT_AFTER") | sed 's/^/  /'
-fi
+root_unchanged "after test"
 
 [ "$FAILS" = 0 ] || exit 1
 exit 0

@@ -7,7 +7,7 @@ use netlink_packet_route::link::{
 use netlink_packet_route::RouteNetlinkMessage;
 use std::os::fd::{AsRawFd, RawFd};
 
-use super::{NetError, NetNs, Netlink};
+use super::{found, NetError, NetNs, Netlink};
 
 /// A veth pair whose peer is created directly inside another namespace.
 #[derive(Debug, Clone)]
@@ -244,29 +244,21 @@ impl Netlink {
     pub fn delete_link_index(&mut self, index: u32, name: &str) -> Result<bool, NetError> {
         let mut msg = LinkMessage::default();
         msg.header.index = index;
-        match self.ack(
-            &|| format!("ip link del {name}"),
-            RouteNetlinkMessage::DelLink(msg),
-            0,
-        ) {
-            Ok(()) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.delete_link_message(msg, name)
     }
 
     /// `ip link del NAME`; `Ok(false)` when it was already gone.
     pub fn delete_link(&mut self, name: &str) -> Result<bool, NetError> {
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
-        match self.ack(
+        self.delete_link_message(msg, name)
+    }
+
+    fn delete_link_message(&mut self, msg: LinkMessage, name: &str) -> Result<bool, NetError> {
+        found(self.ack(
             &|| format!("ip link del {name}"),
             RouteNetlinkMessage::DelLink(msg),
             0,
-        ) {
-            Ok(()) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
+        ))
     }
 }

@@ -52,6 +52,16 @@ impl NetError {
     }
 }
 
+/// `Ok(true)` when the request succeeded, `Ok(false)` when the kernel said its object does
+/// not exist: a delete of what is already gone, a lookup of what is not there.
+pub fn found(result: Result<(), NetError>) -> Result<bool, NetError> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(e) if e.is_not_found() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// A MAC address as the usual colon-separated lower-case hex string.
 pub fn format_mac(mac: &[u8]) -> String {
     mac.iter()

@@ -8,7 +8,7 @@ use netlink_packet_route::neighbour::{
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
-use super::{format_mac, NetError, Netlink};
+use super::{format_mac, found, NetError, Netlink};
 
 /// A permanent neighbour entry: `IP lladdr MAC dev INDEX nud permanent`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,15 +65,11 @@ impl Netlink {
                 IpAddr::V4(ip) => NeighbourAddress::Inet(ip),
                 IpAddr::V6(ip) => NeighbourAddress::Inet6(ip),
             }));
-        match self.ack(
+        found(self.ack(
             &|| format!("ip neigh del {} dev {}", n.ip, n.index),
             RouteNetlinkMessage::DelNeighbour(msg),
             0,
-        ) {
-            Ok(()) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
+        ))
     }
 
     /// `ip neigh show nud permanent`: the permanent entries of one link.

@@ -10,7 +10,7 @@ use netlink_packet_route::route::{
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
-use super::{NetError, Netlink};
+use super::{found, NetError, Netlink};
 
 /// The route protocol number that marks every route Jalur adds (`ip route … proto 74`), so that
 /// its routes can be found, checked and removed without touching anyone else's.
@@ -235,15 +235,11 @@ impl Netlink {
 
     /// `ip route del ROUTE`; `Ok(false)` when there was no such route.
     pub fn delete_route(&mut self, route: &Route) -> Result<bool, NetError> {
-        match self.ack(
+        found(self.ack(
             &|| format!("ip route del {}", route.describe()),
             RouteNetlinkMessage::DelRoute(route.to_message()),
             0,
-        ) {
-            Ok(()) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
+        ))
     }
 
     /// `ip [-6] route show table main`: the routes of one family (IPv4 when `v6` is false).
