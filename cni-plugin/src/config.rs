@@ -22,6 +22,7 @@ pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/jalur";
 pub const IPAM_TYPE: &str = "jalur-ipam";
 
 /// One network configuration (a single plugin's part of a conflist, as the runtime sends it).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NetConf {
@@ -35,33 +36,22 @@ pub struct NetConf {
     #[serde(default, rename = "type")]
     pub plugin_type: String,
     /// The IPAM section.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipam: Option<IpamConf>,
     /// DNS settings to return in the result.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: Option<Dns>,
     /// MTU of the pod interface (default: the MTU of the node's default-route interface).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
     /// Write logs to this file instead of stderr.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_file: Option<PathBuf>,
     /// `error`, `warn`, `info` (default) or `debug`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_level: Option<String>,
     /// A file whose existence means the node is ready for pods (written by `jalur-agent`).
     /// When set and missing, ADD fails with code 11 and STATUS with 50.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readiness_file: Option<PathBuf>,
     /// The result of the previous plugin (or of ADD, for CHECK and DEL).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prev_result: Option<Value>,
     /// Attachments that are still in use (GC only).
-    #[serde(
-        default,
-        rename = "cni.dev/valid-attachments",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "cni.dev/valid-attachments")]
     pub valid_attachments: Option<Vec<Attachment>>,
     /// Fields this plugin does not read, kept so that nothing is lost.
     #[serde(flatten)]
@@ -79,6 +69,7 @@ pub struct Attachment {
 }
 
 /// The `ipam` section, in the reference `host-local` format.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IpamConf {
@@ -92,47 +83,40 @@ pub struct IpamConf {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RouteConf>,
     /// Where allocations are stored (default `/var/lib/cni/jalur`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     /// The legacy single-range form of host-local: `subnet` (with `rangeStart`, `rangeEnd`,
     /// `gateway`) directly in the section. Typed as strictly as `ranges`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subnet: Option<String>,
     /// Legacy form: first address to hand out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range_start: Option<String>,
     /// Legacy form: last address to hand out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range_end: Option<String>,
     /// Legacy form: the subnet's gateway.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
 }
 
 /// One range of a range set.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RangeConf {
     /// The subnet, e.g. `10.244.1.0/24`.
     pub subnet: String,
     /// First address to hand out (default: the subnet's first usable).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range_start: Option<String>,
     /// Last address to hand out (default: the subnet's last usable).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range_end: Option<String>,
     /// The subnet's gateway, never handed out (default: the subnet's first address).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
 }
 
 /// A route for the pod, as in host-local.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteConf {
     /// Destination prefix.
     pub dst: String,
     /// Gateway (ignored by `jalur`, whose pods route everything via the link-local gateway).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gw: Option<String>,
 }
 
