@@ -362,52 +362,69 @@ impl NfSocket {
     }
 }
 
-/// Hands the attributes of each message of one dump datagram that answers `seq` to
-/// `on_message`. `Some(errno)` once the dump ended (`NLMSG_DONE`: 0, or `NLMSG_ERROR`).
+/// One netlink message of a datagram: its type, its sequence number, and what follows its
+/// header.
+struct Message<'a> {
+    kind: u16,
+    seq: u32,
+    payload: &'a [u8],
+}
+
+impl Message<'_> {
+    /// The errno of an `NLMSG_ERROR` message (0 for an ack).
+    fn errno(&self) -> io::Result<i32> {
+        let code = self.payload.get(0..4).ok_or_else(truncated)?;
+        Ok(-i32::from_ne_bytes(code.try_into().unwrap()))
+    }
+}
+
+fn truncated() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "truncated netlink answer")
+}
+
+/// Splits one datagram into its messages.
+fn messages(mut bytes: &[u8]) -> io::Result<Vec<Message<'_>>> {
+    let mut out = Vec::new();
+    while bytes.len() >= NLMSG_HDRLEN {
+        let len = u32::from_ne_bytes(bytes[0..4].try_into().unwrap()) as usize;
+        if len < NLMSG_HDRLEN || len > bytes.len() {
+            return Err(truncated());
+        }
+        out.push(Message {
+            kind: u16::from_ne_bytes(bytes[4..6].try_into().unwrap()),
+            seq: u32::from_ne_bytes(bytes[8..12].try_into().unwrap()),
+            payload: &bytes[NLMSG_HDRLEN..len],
+        });
+        bytes = &bytes[align4(len).min(bytes.len())..];
+    }
+    Ok(out)
+}
+
+/// Hands the attributes of each message of one dump datagram that answers `seq` (after its
+/// `nfgenmsg` header) to `on_message`. `Some(errno)` once the dump ended (`NLMSG_DONE`: 0,
+/// or `NLMSG_ERROR`).
 fn parse_dump(
-    mut bytes: &[u8],
+    bytes: &[u8],
     seq: u32,
     on_message: &mut dyn FnMut(&[u8]),
 ) -> io::Result<Option<i32>> {
-    let invalid = || io::Error::new(io::ErrorKind::InvalidData, "truncated nfnetlink dump");
-    while bytes.len() >= NLMSG_HDRLEN {
-        let len = u32::from_ne_bytes(bytes[0..4].try_into().unwrap()) as usize;
-        let kind = u16::from_ne_bytes(bytes[4..6].try_into().unwrap());
-        let answers = u32::from_ne_bytes(bytes[8..12].try_into().unwrap());
-        if len < NLMSG_HDRLEN || len > bytes.len() {
-            return Err(invalid());
+    for message in messages(bytes)?.iter().filter(|m| m.seq == seq) {
+        match message.kind {
+            NLMSG_DONE => return Ok(Some(0)),
+            NLMSG_ERROR => return message.errno().map(Some),
+            _ => on_message(message.payload.get(4..).unwrap_or_default()),
         }
-        if answers == seq {
-            match kind {
-                NLMSG_DONE => return Ok(Some(0)),
-                NLMSG_ERROR => {
-                    let code = bytes.get(16..20).ok_or_else(invalid)?;
-                    return Ok(Some(-i32::from_ne_bytes(code.try_into().unwrap())));
-                }
-                _ => on_message(bytes.get(NLMSG_HDRLEN + 4..len).unwrap_or_default()),
-            }
-        }
-        bytes = &bytes[align4(len).min(bytes.len())..];
     }
     Ok(None)
 }
 
 /// Reads the `NLMSG_ERROR` messages of one datagram into `answers` (sequence → errno).
-fn parse_answers(mut bytes: &[u8], answers: &mut HashMap<u32, i32>) -> io::Result<()> {
-    let invalid = || io::Error::new(io::ErrorKind::InvalidData, "truncated netlink answer");
-    while bytes.len() >= NLMSG_HDRLEN {
-        let len = u32::from_ne_bytes(bytes[0..4].try_into().unwrap()) as usize;
-        let kind = u16::from_ne_bytes(bytes[4..6].try_into().unwrap());
-        let seq = u32::from_ne_bytes(bytes[8..12].try_into().unwrap());
-        if len < NLMSG_HDRLEN || len > bytes.len() {
-            return Err(invalid());
+fn parse_answers(bytes: &[u8], answers: &mut HashMap<u32, i32>) -> io::Result<()> {
+    for message in messages(bytes)? {
+        if message.kind == NLMSG_ERROR {
+            let errno = message.errno()?;
+            answers.entry(message.seq).or_insert(errno);
         }
-        if kind == NLMSG_ERROR {
-            let code = bytes.get(16..20).ok_or_else(invalid)?;
-            let code = i32::from_ne_bytes(code.try_into().unwrap());
-            answers.entry(seq).or_insert(-code);
-        }
-        bytes = &bytes[align4(len).min(bytes.len())..];
     }
     Ok(())
 }
