@@ -8,7 +8,7 @@ pub const VAR: &str = "JALUR_TEST_CRASH_AT";
 /// Dies here, without unwinding or cleanup, if the hook names `point`.
 pub fn crash_point(point: &str) {
     if std::env::var_os(VAR).is_some_and(|v| v == point) {
-        // SAFETY: raising a signal on our own process.
-        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        use nix::sys::signal::{kill, Signal};
+        let _ = kill(nix::unistd::getpid(), Signal::SIGKILL);
     }
 }

@@ -81,7 +81,7 @@ fn dump(
                 NLMSG_ERROR => {
                     let code = bytes.get(16..20).ok_or_else(invalid)?;
                     let errno = -i32::from_ne_bytes(code.try_into().unwrap());
-                    if errno == 0 || errno == libc::ENOENT {
+                    if errno == 0 || errno == nix::errno::Errno::ENOENT as i32 {
                         return Ok(());
                     }
                     return Err(io::Error::from_raw_os_error(errno));

@@ -7,9 +7,9 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::AsRawFd;
 
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
+use nix::sys::socket::MsgFlags;
 
 use crate::net::NetError;
 
@@ -267,35 +267,16 @@ impl NfSocket {
     /// 1 KiB of buffer. The `…FORCE` options (root) pass the `wmem_max`/`rmem_max` caps; the
     /// plain ones are the best effort otherwise. The kernel doubles the value given.
     fn size_buffers(&self, batch_len: usize, acks: usize) {
-        let sizes = [
-            (
-                libc::SO_SNDBUFFORCE,
-                libc::SO_SNDBUF,
-                batch_len / 2 + 64 * 1024,
-            ),
-            (
-                libc::SO_RCVBUFFORCE,
-                libc::SO_RCVBUF,
-                acks * 1024 + 64 * 1024,
-            ),
-        ];
-        for (forced, plain, bytes) in sizes {
-            let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-            let set = |option| {
-                // SAFETY: a valid socket fd and a pointer to a c_int that outlives the call.
-                unsafe {
-                    libc::setsockopt(
-                        self.socket.as_raw_fd(),
-                        libc::SOL_SOCKET,
-                        option,
-                        (&bytes as *const libc::c_int).cast(),
-                        std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                    ) == 0
-                }
-            };
-            if !set(forced) {
-                set(plain);
-            }
+        use nix::sys::socket::{setsockopt, sockopt};
+        // The kernel takes an int; nix converts with `as`, so cap here.
+        let int = |bytes: usize| bytes.min(i32::MAX as usize);
+        let send = int(batch_len / 2 + 64 * 1024);
+        if setsockopt(&self.socket, sockopt::SndBufForce, &send).is_err() {
+            let _ = setsockopt(&self.socket, sockopt::SndBuf, &send);
+        }
+        let recv = int(acks * 1024 + 64 * 1024);
+        if setsockopt(&self.socket, sockopt::RcvBufForce, &recv).is_err() {
+            let _ = setsockopt(&self.socket, sockopt::RcvBuf, &recv);
         }
     }
 
@@ -309,7 +290,10 @@ impl NfSocket {
         self.socket.send(packet, 0)?;
         let mut answers = HashMap::new();
         loop {
-            let n = match self.socket.recv(&mut &mut self.buf[..], libc::MSG_DONTWAIT) {
+            let n = match self
+                .socket
+                .recv(&mut &mut self.buf[..], MsgFlags::MSG_DONTWAIT.bits())
+            {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(answers),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -343,6 +327,7 @@ fn parse_answers(mut bytes: &[u8], answers: &mut HashMap<u32, i32>) -> io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::errno::Errno;
 
     #[test]
     fn attributes_are_padded_and_nested() {
@@ -390,7 +375,7 @@ mod tests {
     #[test]
     fn answers_map_sequence_to_errno() {
         let mut datagram = Vec::new();
-        for (seq, code) in [(3u32, 0i32), (4, -libc::ENOENT)] {
+        for (seq, code) in [(3u32, 0i32), (4, -(Errno::ENOENT as i32))] {
             datagram.extend_from_slice(&36u32.to_ne_bytes());
             datagram.extend_from_slice(&NLMSG_ERROR.to_ne_bytes());
             datagram.extend_from_slice(&0u16.to_ne_bytes());
@@ -401,6 +386,6 @@ mod tests {
         }
         let mut answers = HashMap::new();
         parse_answers(&datagram, &mut answers).unwrap();
-        assert_eq!(answers, HashMap::from([(3, 0), (4, libc::ENOENT)]));
+        assert_eq!(answers, HashMap::from([(3, 0), (4, Errno::ENOENT as i32)]));
     }
 }
