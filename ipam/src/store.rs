@@ -15,6 +15,8 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use nix::fcntl::OFlag;
+
 use crate::attachment_lock::AttachmentLock;
 use crate::error::{Error, Result};
 use crate::key::{Allocation, AttachmentKey};
@@ -183,7 +185,7 @@ impl Store {
         };
         let mut file = match OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+            .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW).bits())
             .open(&self.state_path)
         {
             Ok(f) => f,
