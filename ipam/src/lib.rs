@@ -21,6 +21,7 @@
 //! ```
 
 mod allocator;
+pub mod atomic_file;
 mod attachment_lock;
 mod error;
 mod key;
