@@ -20,6 +20,8 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod allocator;
 pub mod atomic_file;
 mod attachment_lock;

@@ -2,6 +2,8 @@
 //! node's pod subnet to every other node (direct or VXLAN), masquerades pod traffic leaving
 //! the cluster, and writes the node's CNI config once the node can serve pods.
 
+#![forbid(unsafe_code)]
+
 mod claims;
 mod cli;
 mod cluster;

@@ -17,6 +17,7 @@ use nix::sys::statfs::{fstatfs, NSFS_MAGIC};
 /// `NS_GET_NSTYPE` from `linux/nsfs.h`: `_IO(0xb7, 0x3)`, which answers the `CLONE_NEW*` type
 /// of a namespace file. Neither std nor nix wraps it, so [`nix::ioctl_none!`] declares it
 /// (as an `unsafe fn`: the macro cannot know what the request does with memory).
+#[allow(unsafe_code)]
 mod nsfs {
     nix::ioctl_none!(ns_get_nstype, 0xb7, 0x3);
 }
@@ -85,6 +86,7 @@ impl NetNs {
         // ours) and `file` keeps the descriptor open for the call. No safe API covers it:
         // neither std nor nix wraps this ioctl, and `/proc/self/fd/N` names a bind-mounted
         // namespace by its mount path rather than by `net:[…]`.
+        #[allow(unsafe_code)]
         let kind = unsafe { nsfs::ns_get_nstype(file.as_raw_fd()) };
         if kind != Ok(CloneFlags::CLONE_NEWNET.bits()) {
             return Err(not_netns());
