@@ -5,6 +5,9 @@
 //! The binaries `jalur` (the network plugin) and `jalur-ipam` (the IPAM plugin) are thin:
 //! each is one call of [`skel::main`].
 
+// One unsafe block, allowed where it is (net/netns.rs: an ioctl no safe API wraps).
+#![deny(unsafe_code)]
+
 pub mod attachment;
 pub mod cmd;
 pub mod config;

@@ -11,8 +11,8 @@ pub const VAR: &str = "JALUR_TEST_CRASH_AT";
 #[cfg(feature = "test-hooks")]
 pub fn crash_point(point: &str) {
     if std::env::var_os(VAR).is_some_and(|v| v == point) {
-        // SAFETY: raising a signal on our own process.
-        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        use nix::sys::signal::{kill, Signal};
+        let _ = kill(nix::unistd::getpid(), Signal::SIGKILL);
     }
 }
 

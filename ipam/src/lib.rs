@@ -20,7 +20,10 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod allocator;
+pub mod atomic_file;
 mod attachment_lock;
 mod error;
 mod key;

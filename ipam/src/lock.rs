@@ -1,17 +1,19 @@
-//! The store's lock: an `flock` on a lock file, taken with a bounded wait.
+//! The store's lock: an `flock` on a lock file (std's [`File::lock`] and friends), taken with
+//! a bounded wait.
 //!
 //! Each acquisition opens its own file description, so two [`Store`](crate::Store) values in
 //! one process (or two threads sharing one) exclude each other exactly like two processes.
 //! The lock is released when the guard is dropped (closing the descriptor).
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
+
+use nix::fcntl::OFlag;
 
 use crate::error::{Error, Result};
 
@@ -37,7 +39,7 @@ pub(crate) fn open_lock_file(path: &Path) -> Result<File> {
         .create(true)
         .truncate(false)
         .mode(0o600)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW).bits())
         .open(path)
         .map_err(|source| Error::Io {
             op: "cannot open lock file",
@@ -48,15 +50,33 @@ pub(crate) fn open_lock_file(path: &Path) -> Result<File> {
     Ok(file)
 }
 
-fn flock(file: &File, op: libc::c_int) -> io::Result<()> {
+/// Takes the lock, waiting as long as it takes. std does not retry `flock` when a signal
+/// interrupts the wait (`EINTR`); this does.
+fn lock_blocking(file: &File, mode: Mode) -> io::Result<()> {
     loop {
-        // SAFETY: flock on a descriptor we own; no memory is passed.
-        if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
-            return Ok(());
+        let locked = match mode {
+            Mode::Shared => file.lock_shared(),
+            Mode::Exclusive => file.lock(),
+        };
+        match locked {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            locked => return locked,
         }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EINTR) {
-            return Err(err);
+    }
+}
+
+/// Takes the lock if no other holder prevents it: `Ok(false)` if one does.
+fn try_lock(file: &File, mode: Mode) -> io::Result<bool> {
+    loop {
+        let tried = match mode {
+            Mode::Shared => file.try_lock_shared(),
+            Mode::Exclusive => file.try_lock(),
+        };
+        match tried {
+            Ok(()) => return Ok(true),
+            Err(TryLockError::WouldBlock) => return Ok(false),
+            Err(TryLockError::Error(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(TryLockError::Error(e)) => return Err(e),
         }
     }
 }
@@ -74,23 +94,17 @@ pub(crate) fn acquire(path: &Path, mode: Mode, timeout: Duration) -> Result<Lock
 
 /// Takes the lock on the open `file` (at `path`, for messages), waiting at most `timeout`.
 pub(crate) fn lock_within(file: File, path: &Path, mode: Mode, timeout: Duration) -> Result<File> {
-    let op = match mode {
-        Mode::Shared => libc::LOCK_SH,
-        Mode::Exclusive => libc::LOCK_EX,
-    };
     let io_err = |source| Error::Io {
         op: "cannot lock",
         path: path.to_owned(),
         source,
     };
-    match flock(&file, op | libc::LOCK_NB) {
-        Ok(()) => return Ok(file),
-        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {}
-        Err(e) => return Err(io_err(e)),
+    if try_lock(&file, mode).map_err(io_err)? {
+        return Ok(file);
     }
     let (tx, rx) = mpsc::sync_channel(1);
     thread::spawn(move || {
-        let result = flock(&file, op).map(|()| file);
+        let result = lock_blocking(&file, mode).map(|()| file);
         // If the waiter gave up, the send fails and the file (and lock) is dropped here.
         let _ = tx.send(result);
     });

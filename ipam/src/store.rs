@@ -3,18 +3,22 @@
 //!
 //! Every read-modify-write holds the exclusive lock for its whole duration; read-only
 //! operations hold it shared. A change is written to `allocations.json.tmp.<pid>` in the same
-//! directory, fsynced, renamed over `allocations.json`, and the directory is fsynced: a
-//! process killed at any instant leaves the old or the new state, never a torn file. Leftover
+//! directory, fsynced, renamed over `allocations.json`, and the directory is fsynced
+//! ([`atomic_file`]): a process killed at any instant leaves the old or the new state, never a
+//! torn file. Leftover
 //! temp files of killed writers are removed under the exclusive lock before the state is read.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use nix::fcntl::OFlag;
+
+use crate::atomic_file;
 use crate::attachment_lock::AttachmentLock;
 use crate::error::{Error, Result};
 use crate::key::{Allocation, AttachmentKey};
@@ -183,7 +187,7 @@ impl Store {
         };
         let mut file = match OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+            .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW).bits())
             .open(&self.state_path)
         {
             Ok(f) => f,
@@ -238,32 +242,9 @@ impl Store {
             source,
         })?;
         bytes.push(b'\n');
-        let tmp = self.dir.join(format!("{TMP_PREFIX}{}", std::process::id()));
-        let io_err = |op, path: &Path| {
-            let path = path.to_owned();
-            move |source| Error::Io { op, path, source }
-        };
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io_err("cannot create", &tmp))?;
-        let written = file
-            .write_all(&bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(io_err("cannot write", &tmp));
-        drop(file);
-        if let Err(e) = written.and_then(|()| {
-            fs::rename(&tmp, &self.state_path).map_err(io_err("cannot rename into place", &tmp))
-        }) {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err("cannot sync directory", &self.dir))
+        let tmp = format!("{TMP_PREFIX}{}", std::process::id());
+        atomic_file::write_via_temp(&self.state_path, tmp.as_ref(), &bytes, 0o600)?;
+        Ok(())
     }
 }
 

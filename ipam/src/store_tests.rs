@@ -4,7 +4,6 @@
 use super::*;
 use crate::pool::RangeSet;
 use crate::range::Range;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::thread;
@@ -437,8 +436,7 @@ fn lock_timeout_when_another_holder_keeps_the_lock() {
     assert_eq!(s.lock_timeout(), Duration::from_millis(100));
     let p = pool(&["10.1.0.0/24"]);
     let holder = File::open(s.lock_path()).unwrap();
-    // SAFETY: flock on a descriptor we own.
-    assert_eq!(unsafe { libc::flock(holder.as_raw_fd(), libc::LOCK_EX) }, 0);
+    holder.lock().unwrap();
     let started = std::time::Instant::now();
     for e in [
         s.allocate(&p, &key("a")).unwrap_err(),
@@ -459,8 +457,7 @@ fn readers_share_the_lock() {
     let (_t, s) = store();
     let s = s.with_lock_timeout(Duration::from_millis(100));
     let reader = File::open(s.lock_path()).unwrap();
-    // SAFETY: flock on a descriptor we own.
-    assert_eq!(unsafe { libc::flock(reader.as_raw_fd(), libc::LOCK_SH) }, 0);
+    reader.lock_shared().unwrap();
     assert!(s.lookup(&key("a")).unwrap().is_empty());
     assert!(matches!(
         s.release(&key("a")),
@@ -470,13 +467,9 @@ fn readers_share_the_lock() {
 
 #[test]
 fn a_fifo_as_state_or_lock_file_is_refused_at_once() {
-    use std::ffi::CString;
+    use nix::sys::stat::Mode;
     use std::time::Instant;
-    let mkfifo = |p: &Path| {
-        let c = CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    };
+    let mkfifo = |p: &Path| nix::unistd::mkfifo(p, Mode::from_bits_truncate(0o600)).unwrap();
     let (_t, s) = store();
     mkfifo(s.state_path());
     let started = Instant::now();

@@ -2,7 +2,6 @@
 //! checks. Written atomically (temp file, fsync, rename) and only when the content changes.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
@@ -123,21 +122,12 @@ fn remove_if_present(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Writes `data` to `path` by temp file, fsync and rename, so that a reader sees the old
-/// content or the new, never a part.
-pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
-    let mut f = fs::File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    fs::rename(&tmp, path)?;
-    fs::File::open(dir)?.sync_all()
+/// Writes `data` to `path` (mode 0644, creating its directory) by temp file, fsync and
+/// rename ([`jalur_ipam::atomic_file`]), so that a reader sees the old content or the new,
+/// never a part.
+fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
+    Ok(jalur_ipam::atomic_file::write(path, data, 0o644)?)
 }
 
 #[cfg(test)]

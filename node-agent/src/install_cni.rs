@@ -11,8 +11,8 @@
 
 use std::ffi::OsStr;
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::cniconf::{CONFLIST, NETWORK};
@@ -32,12 +32,8 @@ pub enum Outcome {
     Unchanged,
 }
 
-/// The temp file name used for `name` in its target dir: `.<name>.tmp.<pid>`.
-fn temp_name(name: &str) -> String {
-    format!(".{name}.tmp.{}", std::process::id())
-}
-
-/// Whether `file` is a temp file left by a writer of `name` (`.<name>.tmp.<anything>`).
+/// Whether `file` is a temp file left by a writer of `name` (`.<name>.tmp.<anything>`, the
+/// names of [`jalur_ipam::atomic_file::temp_path`]).
 fn is_temp_of(file: &OsStr, name: &str) -> bool {
     file.to_str()
         .and_then(|f| f.strip_prefix('.'))
@@ -94,31 +90,10 @@ fn is_same(dst: &Path, data: &[u8]) -> bool {
     }
 }
 
-/// Writes `data` to `dst` with mode 0755 by temp file in the same dir, fsync and rename; the
-/// temp file is removed if any step fails.
+/// Writes `data` to `dst` with mode 0755 by temp file in the same dir, fsync and rename
+/// ([`jalur_ipam::atomic_file`]); the temp file is removed if any step fails.
 fn write_executable(dst: &Path, data: &[u8]) -> io::Result<()> {
-    let dir = dst.parent().unwrap_or(Path::new("."));
-    let name = dst.file_name().and_then(OsStr::to_str).unwrap_or("file");
-    let tmp = dir.join(temp_name(name));
-    let written = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(MODE)
-            .open(&tmp)?;
-        // The umask may have narrowed the mode given at creation.
-        f.set_permissions(fs::Permissions::from_mode(MODE))?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, dst)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written?;
-    fs::File::open(dir)?.sync_all()
+    Ok(jalur_ipam::atomic_file::write(dst, data, MODE)?)
 }
 
 /// Removes [`PLUGINS`] (and leftover temp files of them) from `dir`; returns what it

@@ -9,6 +9,8 @@
 //! addresses, routes, neighbours, namespaces and sysctls go through the plugin crate's netlink
 //! engine (`jalur_cni_plugin::net`).
 
+#![forbid(unsafe_code)]
+
 pub mod claims;
 pub mod cli;
 pub mod cluster;

@@ -1,6 +1,8 @@
 //! `jalur-agent`: the binary. Parses the command line, sets up logging and the runtime, and
 //! runs one of the agent's commands (the agent itself is the library, `jalur_node_agent`).
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 

@@ -92,7 +92,7 @@ impl VxlanNetlink for Netlink {
         let link = self.link_by_name(&spec.name)?.ok_or_else(|| {
             NetError::new(
                 format!("ip link show {}", spec.name),
-                std::io::Error::from_raw_os_error(libc::ENODEV),
+                std::io::Error::from(nix::errno::Errno::ENODEV),
             )
         })?;
         self.set_up(link.index, Some(&spec.alias))?;

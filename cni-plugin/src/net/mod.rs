@@ -43,7 +43,7 @@ impl NetError {
 
     /// True when the kernel said the object already exists (`EEXIST`).
     pub fn is_exists(&self) -> bool {
-        self.source.raw_os_error() == Some(libc::EEXIST)
+        self.source.raw_os_error() == Some(nix::errno::Errno::EEXIST as i32)
     }
 
     /// True when the kernel said the object does not exist.

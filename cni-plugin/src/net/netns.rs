@@ -10,10 +10,17 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-/// `NSFS_MAGIC` from `linux/magic.h`: the filesystem of namespace files.
-const NSFS_MAGIC: u64 = 0x6e73_6673;
-/// `NS_GET_NSTYPE` from `linux/nsfs.h`: `_IO(0xb7, 0x3)`.
-const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use nix::sys::statfs::{fstatfs, NSFS_MAGIC};
+
+/// `NS_GET_NSTYPE` from `linux/nsfs.h`: `_IO(0xb7, 0x3)`, which answers the `CLONE_NEW*` type
+/// of a namespace file. Neither std nor nix wraps it, so [`nix::ioctl_none!`] declares it
+/// (as an `unsafe fn`: the macro cannot know what the request does with memory).
+#[allow(unsafe_code)]
+mod nsfs {
+    nix::ioctl_none!(ns_get_nstype, 0xb7, 0x3);
+}
 
 /// Why a path cannot be used as a network namespace.
 #[derive(Debug, thiserror::Error)]
@@ -67,19 +74,21 @@ impl NetNs {
         }
         let file = OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOCTTY).bits())
             .open(path)
             .map_err(open_err)?;
-        // SAFETY: fstatfs fills a plain-old-data struct we own; the fd is valid.
-        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-        if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } != 0
-            || st.f_type as u64 != NSFS_MAGIC
-        {
+        if !fstatfs(&file).is_ok_and(|st| st.filesystem_type() == NSFS_MAGIC) {
             return Err(not_netns());
         }
-        // SAFETY: NS_GET_NSTYPE takes no argument and returns the namespace type.
-        let kind = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE as _) };
-        if kind != libc::CLONE_NEWNET {
+        // An nsfs file of another type (say `/proc/<pid>/ns/mnt`) would only be refused by
+        // `setns` much later, after the plugin did work for it: ask its type now.
+        // SAFETY: NS_GET_NSTYPE passes no argument (the kernel reads and writes no memory of
+        // ours) and `file` keeps the descriptor open for the call. No safe API covers it:
+        // neither std nor nix wraps this ioctl, and `/proc/self/fd/N` names a bind-mounted
+        // namespace by its mount path rather than by `net:[…]`.
+        #[allow(unsafe_code)]
+        let kind = unsafe { nsfs::ns_get_nstype(file.as_raw_fd()) };
+        if kind != Ok(CloneFlags::CLONE_NEWNET.bits()) {
             return Err(not_netns());
         }
         Ok(NetNs {
@@ -116,11 +125,11 @@ impl NetNs {
         std::thread::scope(|scope| {
             scope
                 .spawn(|| {
-                    // SAFETY: setns on this thread only; the fd is valid for the call.
-                    if unsafe { libc::setns(self.file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    // setns(2) moves this thread only.
+                    if let Err(errno) = nix::sched::setns(&self.file, CloneFlags::CLONE_NEWNET) {
                         return Err(NetNsError::Enter {
                             path: self.path.clone(),
-                            source: io::Error::last_os_error(),
+                            source: errno.into(),
                         });
                     }
                     Ok(f())
@@ -128,5 +137,28 @@ impl NetNs {
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_accepts_a_network_namespace_and_refuses_everything_else() {
+        let ours = NetNs::current().unwrap();
+        assert!(ours.is_current().unwrap());
+        // Another nsfs file (passes the NSFS_MAGIC check, fails NS_GET_NSTYPE), a file of
+        // procfs, a directory, a missing path.
+        for path in ["/proc/self/ns/uts", "/proc/self/status", "/proc/self"] {
+            match NetNs::open(Path::new(path)) {
+                Err(NetNsError::NotNetns { path: p }) => assert_eq!(p, Path::new(path)),
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            NetNs::open(Path::new("/proc/self/no-such-file")),
+            Err(NetNsError::Open { .. })
+        ));
     }
 }

@@ -10,6 +10,7 @@ use std::io;
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use nix::errno::Errno;
 
 use super::NetError;
 
@@ -131,7 +132,7 @@ impl Netlink {
 /// The errnos the kernel uses for "no such object".
 pub(crate) fn is_not_found(e: &io::Error) -> bool {
     matches!(
-        e.raw_os_error(),
-        Some(libc::ENODEV) | Some(libc::ENOENT) | Some(libc::ESRCH) | Some(libc::EADDRNOTAVAIL)
+        e.raw_os_error().map(Errno::from_raw),
+        Some(Errno::ENODEV | Errno::ENOENT | Errno::ESRCH | Errno::EADDRNOTAVAIL)
     )
 }

@@ -7,9 +7,10 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::AsRawFd;
 
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
+use nix::errno::Errno;
+use nix::sys::socket::MsgFlags;
 
 use jalur_cni_plugin::net::NetError;
 
@@ -296,7 +297,7 @@ impl NfSocket {
             };
             match parse_dump(&self.buf[..n], seq, on_message).map_err(fail)? {
                 Some(0) => return Ok(()),
-                Some(libc::ENOENT) => return Ok(()),
+                Some(errno) if errno == Errno::ENOENT as i32 => return Ok(()),
                 Some(errno) => return Err(fail(io::Error::from_raw_os_error(errno))),
                 None => {}
             }
@@ -309,35 +310,16 @@ impl NfSocket {
     /// 1 KiB of buffer. The `…FORCE` options (root) pass the `wmem_max`/`rmem_max` caps; the
     /// plain ones are the best effort otherwise. The kernel doubles the value given.
     fn size_buffers(&self, batch_len: usize, acks: usize) {
-        let sizes = [
-            (
-                libc::SO_SNDBUFFORCE,
-                libc::SO_SNDBUF,
-                batch_len / 2 + 64 * 1024,
-            ),
-            (
-                libc::SO_RCVBUFFORCE,
-                libc::SO_RCVBUF,
-                acks * 1024 + 64 * 1024,
-            ),
-        ];
-        for (forced, plain, bytes) in sizes {
-            let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-            let set = |option| {
-                // SAFETY: a valid socket fd and a pointer to a c_int that outlives the call.
-                unsafe {
-                    libc::setsockopt(
-                        self.socket.as_raw_fd(),
-                        libc::SOL_SOCKET,
-                        option,
-                        (&bytes as *const libc::c_int).cast(),
-                        std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                    ) == 0
-                }
-            };
-            if !set(forced) {
-                set(plain);
-            }
+        use nix::sys::socket::{setsockopt, sockopt};
+        // The kernel takes an int; nix converts with `as`, so cap here.
+        let int = |bytes: usize| bytes.min(i32::MAX as usize);
+        let send = int(batch_len / 2 + 64 * 1024);
+        if setsockopt(&self.socket, sockopt::SndBufForce, &send).is_err() {
+            let _ = setsockopt(&self.socket, sockopt::SndBuf, &send);
+        }
+        let recv = int(acks * 1024 + 64 * 1024);
+        if setsockopt(&self.socket, sockopt::RcvBufForce, &recv).is_err() {
+            let _ = setsockopt(&self.socket, sockopt::RcvBuf, &recv);
         }
     }
 
@@ -351,7 +333,10 @@ impl NfSocket {
         self.socket.send(packet, 0)?;
         let mut answers = HashMap::new();
         loop {
-            let n = match self.socket.recv(&mut &mut self.buf[..], libc::MSG_DONTWAIT) {
+            let n = match self
+                .socket
+                .recv(&mut &mut self.buf[..], MsgFlags::MSG_DONTWAIT.bits())
+            {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(answers),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -479,7 +464,7 @@ mod tests {
     #[test]
     fn answers_map_sequence_to_errno() {
         let mut datagram = Vec::new();
-        for (seq, code) in [(3u32, 0i32), (4, -libc::ENOENT)] {
+        for (seq, code) in [(3u32, 0i32), (4, -(Errno::ENOENT as i32))] {
             datagram.extend_from_slice(&36u32.to_ne_bytes());
             datagram.extend_from_slice(&NLMSG_ERROR.to_ne_bytes());
             datagram.extend_from_slice(&0u16.to_ne_bytes());
@@ -490,6 +475,6 @@ mod tests {
         }
         let mut answers = HashMap::new();
         parse_answers(&datagram, &mut answers).unwrap();
-        assert_eq!(answers, HashMap::from([(3, 0), (4, libc::ENOENT)]));
+        assert_eq!(answers, HashMap::from([(3, 0), (4, Errno::ENOENT as i32)]));
     }
 }
