@@ -165,13 +165,6 @@ impl CniCall {
                     }
                 });
             }
-            let child = cmd
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn plugin");
-            return finish(child, stdin, self.timeout);
         }
         let child = cmd
             .stdin(Stdio::piped())
