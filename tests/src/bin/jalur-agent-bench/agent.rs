@@ -55,12 +55,24 @@ impl LogWatch {
 }
 
 /// What the agent logged that the bench times: (message, sync seconds if any, level).
-pub fn log_event(v: &Value) -> (&str, Option<f64>, &str) {
+fn log_event(v: &Value) -> (&str, Option<f64>, &str) {
     (
         v["fields"]["message"].as_str().unwrap_or(""),
         v["fields"]["seconds"].as_f64(),
         v["level"].as_str().unwrap_or(""),
     )
+}
+
+/// When the agent logged the steps the bench times, from some start.
+#[derive(Default)]
+pub struct Milestones {
+    /// "jalur-agent starting".
+    pub started: Option<Duration>,
+    /// "nodes file read" (read and parsed).
+    pub parsed: Option<Duration>,
+    /// "synced" logged (routes, overlay, nftables, conflist), and the sync's own duration.
+    pub synced: Option<Duration>,
+    pub sync_seconds: Option<f64>,
 }
 
 /// A running `jalur-agent` (spawned through `ip netns exec`, which execs it: same pid).
@@ -97,6 +109,23 @@ impl Agent {
             }
         }
         lines
+    }
+
+    /// Reads the agent's new log lines and notes in `m` the first of each milestone, timed
+    /// from `t0`.
+    pub fn note_milestones(&mut self, t0: Instant, m: &mut Milestones) {
+        for v in self.poll_log() {
+            let at = t0.elapsed();
+            match log_event(&v) {
+                ("jalur-agent starting", _, _) => m.started = m.started.or(Some(at)),
+                ("nodes file read", _, _) => m.parsed = m.parsed.or(Some(at)),
+                ("synced", secs, _) if m.synced.is_none() => {
+                    m.synced = Some(at);
+                    m.sync_seconds = secs;
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Panics with its log if the agent has exited.

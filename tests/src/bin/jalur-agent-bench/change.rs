@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use jalur_tests::bench::{median, ms, verdict};
 
-use crate::agent::log_event;
+use crate::agent::Milestones;
 use crate::node::BenchNode;
 use crate::{check_interrupted, NO_LOG_FALLBACK, SETTLE, TICK};
 
@@ -21,13 +21,10 @@ const TARGET_CHANGE_MS: f64 = 100.0;
 pub struct ChangeSample {
     /// The first file read after the rename (rchar jump): the file source's poll.
     tick: Option<Duration>,
-    /// "nodes file read" logged.
-    parsed: Option<Duration>,
     /// The lookup that first found the new peer's route.
     route: Option<Duration>,
-    /// "synced" logged, and the sync's own duration.
-    synced: Option<Duration>,
-    sync_seconds: Option<f64>,
+    /// What the agent logged ("nodes file read", "synced").
+    log: Milestones,
 }
 
 pub fn one_change(node: &mut BenchNode, k: usize, reps: usize) -> ChangeSample {
@@ -43,10 +40,8 @@ pub fn one_change(node: &mut BenchNode, k: usize, reps: usize) -> ChangeSample {
     let threshold = (node.file_bytes / 2) as u64;
     let mut s = ChangeSample {
         tick: None,
-        parsed: None,
         route: None,
-        synced: None,
-        sync_seconds: None,
+        log: Milestones::default(),
     };
     while t0.elapsed() < CHANGE_LIMIT {
         check_interrupted();
@@ -54,22 +49,12 @@ pub fn one_change(node: &mut BenchNode, k: usize, reps: usize) -> ChangeSample {
         if s.tick.is_none() && node.agent().rchar() >= rchar0 + threshold {
             s.tick = Some(t0.elapsed());
         }
-        for v in node.agent().poll_log() {
-            let at = t0.elapsed();
-            match log_event(&v) {
-                ("nodes file read", _, _) => s.parsed = s.parsed.or(Some(at)),
-                ("synced", secs, _) if s.synced.is_none() => {
-                    s.synced = Some(at);
-                    s.sync_seconds = secs;
-                }
-                _ => {}
-            }
-        }
-        let may_have_route = s.parsed.is_some() || t0.elapsed() > NO_LOG_FALLBACK;
+        node.agent().note_milestones(t0, &mut s.log);
+        let may_have_route = s.log.parsed.is_some() || t0.elapsed() > NO_LOG_FALLBACK;
         if s.route.is_none() && may_have_route && node.has_peer_route(n) {
             s.route = Some(t0.elapsed());
         }
-        if s.route.is_some() && s.synced.is_some() {
+        if s.route.is_some() && s.log.synced.is_some() {
             break;
         }
         std::thread::sleep(TICK);
@@ -92,9 +77,9 @@ pub fn report(samples: &[ChangeSample], reps: usize, largest: usize) {
     };
     let total = part(&|s| s.route);
     let wait = part(&|s| s.tick);
-    let parse = part(&|s| Some(s.parsed? - s.tick?));
-    let apply = part(&|s| Some(s.route? - s.parsed?));
-    let sync = part(&|s| s.sync_seconds.map(Duration::from_secs_f64));
+    let parse = part(&|s| Some(s.log.parsed? - s.tick?));
+    let apply = part(&|s| Some(s.route? - s.log.parsed?));
+    let sync = part(&|s| s.log.sync_seconds.map(Duration::from_secs_f64));
     let missing = samples.len() - total.len();
     let line = |label: &str, v: &[f64]| {
         if v.is_empty() {

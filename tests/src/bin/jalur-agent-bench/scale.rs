@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use jalur_tests::bench::{median, ms, verdict};
 use jalur_tests::sh;
 
-use crate::agent::log_event;
+use crate::agent::Milestones;
 use crate::node::{peer_ip, pod_cidr, BenchNode};
 use crate::{check_interrupted, NO_LOG_FALLBACK, SETTLE, TICK};
 
@@ -56,16 +56,11 @@ pub fn print_intro() {
 pub struct ScaleResult {
     peers: usize,
     overlay: bool,
-    /// The agent's first log line ("jalur-agent starting").
-    started: Option<Duration>,
-    /// "nodes file read" (read and parsed).
-    parsed: Option<Duration>,
+    /// What the agent logged: its first line, "nodes file read", "synced".
+    log: Milestones,
     /// When the kernel first held every peer route (the last peer's route looked up, the
     /// whole set confirmed by a dump).
     routes: Option<Duration>,
-    /// "synced" logged (routes, overlay, nftables, conflist) and its own duration.
-    synced: Option<Duration>,
-    sync_seconds: Option<f64>,
     rss_mb: f64,
     peak_mb: f64,
     /// What one of the bench's own route dumps costs with every route in place.
@@ -116,11 +111,8 @@ pub fn scale_run(work: &Path, bin_dir: &Path, n: usize, overlay: bool) -> (Bench
     let mut r = ScaleResult {
         peers: n,
         overlay,
-        started: None,
-        parsed: None,
+        log: Milestones::default(),
         routes: None,
-        synced: None,
-        sync_seconds: None,
         rss_mb: f64::NAN,
         peak_mb: f64::NAN,
         dump_ms: f64::NAN,
@@ -132,24 +124,13 @@ pub fn scale_run(work: &Path, bin_dir: &Path, n: usize, overlay: bool) -> (Bench
     while t0.elapsed() < SCALE_LIMIT {
         check_interrupted();
         node.agent().check_alive();
-        for v in node.agent().poll_log() {
-            let at = t0.elapsed();
-            match log_event(&v) {
-                ("jalur-agent starting", _, _) => r.started = r.started.or(Some(at)),
-                ("nodes file read", _, _) => r.parsed = r.parsed.or(Some(at)),
-                ("synced", secs, _) if r.synced.is_none() => {
-                    r.synced = Some(at);
-                    r.sync_seconds = secs;
-                }
-                _ => {}
-            }
-        }
+        node.agent().note_milestones(t0, &mut r.log);
         // No route can be there before the file is parsed (logged before the view is
         // published). The agent adds routes in peer-name order, so the last peer's route
         // comes last: look it up (cheap), then confirm the whole set with a full dump (a few
         // ms of kernel time for thousands of routes). Should the set be incomplete then, dump
         // every SCALE_POLL until it is.
-        let may_have_routes = r.parsed.is_some() || t0.elapsed() > NO_LOG_FALLBACK;
+        let may_have_routes = r.log.parsed.is_some() || t0.elapsed() > NO_LOG_FALLBACK;
         if r.routes.is_none() && may_have_routes && Instant::now() >= next_probe {
             match last_seen {
                 None => {
@@ -170,7 +151,7 @@ pub fn scale_run(work: &Path, bin_dir: &Path, n: usize, overlay: bool) -> (Bench
                 }
             }
         }
-        if r.routes.is_some() && r.synced.is_some() && node.ready() {
+        if r.routes.is_some() && r.log.synced.is_some() && node.ready() {
             break;
         }
         std::thread::sleep(TICK);
@@ -225,7 +206,7 @@ fn print_scale(results: &[ScaleResult]) {
         "peak RSS"
     );
     for r in results {
-        let per_route = match (r.parsed, r.routes) {
+        let per_route = match (r.log.parsed, r.routes) {
             (Some(p), Some(t)) if t > p => {
                 format!("{:.0}", (t - p).as_secs_f64() * 1e6 / r.peers as f64)
             }
@@ -236,11 +217,12 @@ fn print_scale(results: &[ScaleResult]) {
             r.peers,
             if r.overlay { "vxlan" } else { "direct" },
             r.file_bytes / 1024,
-            fmt_ms(r.started),
-            fmt_ms(r.parsed),
+            fmt_ms(r.log.started),
+            fmt_ms(r.log.parsed),
             fmt_ms(r.routes),
-            fmt_ms(r.synced),
-            r.sync_seconds
+            fmt_ms(r.log.synced),
+            r.log
+                .sync_seconds
                 .map_or_else(|| "-".into(), |s| format!("{:.0} ms", s * 1e3)),
             per_route,
             r.rss_mb,
@@ -284,7 +266,7 @@ pub fn report(results: &[ScaleResult], floors: &[Floor], largest: usize, quick: 
             "(a full dump of the {} routes takes the bench {:.1} ms, hence lookups while the agent works)",
             r.peers, r.dump_ms
         );
-        if let (Some(p), Some(t)) = (r.parsed, r.routes) {
+        if let (Some(p), Some(t)) = (r.log.parsed, r.routes) {
             println!(
                 "where the time goes ({} peers, direct): spawn→file parsed {:.0} ms, parsed→all routes seen {:.0} ms \
                  (≈{:.0} µs per route; the agent sends one netlink request per route and waits for its ack)",
