@@ -6,6 +6,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
 /// A pids cgroup made by a test.
 pub struct PidsCap {
     dir: PathBuf,
@@ -56,8 +59,8 @@ impl Drop for PidsCap {
         for _ in 0..100 {
             let procs = std::fs::read_to_string(self.procs()).unwrap_or_default();
             for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                // SAFETY: signalling a process of our own test's cgroup.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                // A process of our own test's cgroup.
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
             if std::fs::remove_dir(&self.dir).is_ok() {
                 return;

@@ -21,10 +21,8 @@ pub use plugin::{bin_dir, cni_bin_dirs, CniCall, CniOutput};
 
 /// Fails the test with a clear message unless it runs as root.
 pub fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
+    assert!(
+        nix::unistd::geteuid().is_root(),
         "kernel tests need root: run `sudo ./scripts/test.sh`"
     );
 }

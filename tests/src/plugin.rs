@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::unistd::{getpid, write};
 use serde_json::Value;
 
 /// The directory holding the workspace's built binaries (`target/<profile>`).
@@ -138,13 +139,15 @@ impl CniCall {
                 .write(true)
                 .open(procs)
                 .expect("open cgroup.procs");
-            let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
-            // SAFETY: only async-signal-safe calls between fork and exec: getpid, write to
-            // a descriptor opened before the fork, and a stack buffer.
+            // SAFETY: pre_exec is unsafe because the closure runs between fork and exec, where
+            // only async-signal-safe work is allowed; no safe std or nix call puts the child
+            // into a cgroup before it execs. The closure does only that: getpid, digits into a
+            // stack buffer, one write(2) to a file opened before the fork; no allocation (the
+            // errors are built from an errno or an ErrorKind).
             unsafe {
                 cmd.pre_exec(move || {
                     let mut buf = [0u8; 24];
-                    let mut pid = libc::getpid() as u64;
+                    let mut pid = getpid().as_raw() as u64;
                     let mut i = buf.len();
                     loop {
                         i -= 1;
@@ -155,20 +158,13 @@ impl CniCall {
                         }
                     }
                     let n = buf.len() - i;
-                    if libc::write(fd, buf[i..].as_ptr().cast(), n) != n as isize {
-                        return Err(std::io::Error::last_os_error());
+                    match write(&file, &buf[i..]) {
+                        Ok(written) if written == n => Ok(()),
+                        Ok(_) => Err(std::io::ErrorKind::WriteZero.into()),
+                        Err(errno) => Err(errno.into()),
                     }
-                    Ok(())
                 });
             }
-            let child = cmd
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn plugin");
-            drop(file);
-            return finish(child, stdin, self.timeout);
         }
         let child = cmd
             .stdin(Stdio::piped())

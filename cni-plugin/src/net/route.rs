@@ -1,4 +1,4 @@
-//! Routes of the main table: add, replace, delete, list.
+//! Routes of the main table: add, replace, delete, list, look up.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -206,6 +206,34 @@ fn family_of(net: &IpNet) -> AddressFamily {
     }
 }
 
+/// The dump request for the main table's routes of one family, of one protocol if given.
+fn dump_request(v6: bool, protocol: Option<u8>) -> RouteMessage {
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = if v6 {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
+    msg.header.table = RT_TABLE_MAIN;
+    if let Some(p) = protocol {
+        msg.header.protocol = RouteProtocol::from(p);
+    }
+    msg
+}
+
+/// The request of `ip route get fibmatch ADDR`. The kernel's strict checking wants the
+/// header's table, protocol, scope and type left zero and the prefix a full host's.
+fn fib_match_request(addr: IpAddr) -> RouteMessage {
+    let host = IpNet::from(addr);
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = family_of(&host);
+    msg.header.destination_prefix_length = host.prefix_len();
+    msg.header.flags = RouteFlags::FibMatch;
+    msg.attributes
+        .push(RouteAttribute::Destination(addr.into()));
+    msg
+}
+
 fn ip_of(a: &RouteAddress) -> Option<IpAddr> {
     match a {
         RouteAddress::Inet(ip) => Some(IpAddr::V4(*ip)),
@@ -244,16 +272,24 @@ impl Netlink {
 
     /// `ip [-6] route show table main`: the routes of one family (IPv4 when `v6` is false).
     pub fn routes(&mut self, v6: bool) -> Result<Vec<Route>, NetError> {
-        let mut msg = RouteMessage::default();
-        msg.header.address_family = if v6 {
-            AddressFamily::Inet6
-        } else {
-            AddressFamily::Inet
-        };
-        msg.header.table = RT_TABLE_MAIN;
+        self.dump_routes(v6, None)
+    }
+
+    /// `ip [-6] route show table main proto PROTOCOL`: the routes of one family that carry
+    /// `protocol`. The kernel sends only those (it honours a dump's filters under the strict
+    /// checking [`Netlink::open`] asks for), so this costs little beside a full dump when the
+    /// protocol's routes are few; the answer is filtered here too, for kernels that ignore it.
+    pub fn routes_of_protocol(&mut self, v6: bool, protocol: u8) -> Result<Vec<Route>, NetError> {
+        self.dump_routes(v6, Some(protocol))
+    }
+
+    fn dump_routes(&mut self, v6: bool, protocol: Option<u8>) -> Result<Vec<Route>, NetError> {
         let replies = self.dump(
-            &|| format!("ip -{} route show", if v6 { 6 } else { 4 }),
-            RouteNetlinkMessage::GetRoute(msg),
+            &|| {
+                let proto = protocol.map_or_else(String::new, |p| format!(" proto {p}"));
+                format!("ip -{} route show{proto}", if v6 { 6 } else { 4 })
+            },
+            RouteNetlinkMessage::GetRoute(dump_request(v6, protocol)),
         )?;
         Ok(replies
             .iter()
@@ -261,7 +297,23 @@ impl Netlink {
                 RouteNetlinkMessage::NewRoute(m) => Route::from_message(m),
                 _ => None,
             })
+            .filter(|r| protocol.is_none_or(|p| r.protocol == p))
             .collect())
+    }
+
+    /// `ip route get fibmatch ADDR`: the route of the main table the kernel picks for `addr`,
+    /// as the table holds it (destination prefix, gateway, protocol), not the resolved path.
+    /// `Ok(None)` when no route matches (`ENETUNREACH`) or the match is in another table.
+    pub fn route_for(&mut self, addr: IpAddr) -> Result<Option<Route>, NetError> {
+        let op = || format!("ip route get fibmatch {addr}");
+        match self.get(&op, RouteNetlinkMessage::GetRoute(fib_match_request(addr))) {
+            Ok(Some(RouteNetlinkMessage::NewRoute(m))) => Ok(Route::from_message(&m)),
+            Ok(_) => Ok(None),
+            Err(e) if e.source.raw_os_error() == Some(nix::errno::Errno::ENETUNREACH as i32) => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The MTU of the interface that holds the IPv4 default route (else the IPv6 one), if any:
@@ -278,5 +330,64 @@ impl Netlink {
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dump_by_protocol_asks_the_kernel_for_that_protocol_of_the_main_table() {
+        let msg = dump_request(false, Some(JALUR_ROUTE_PROTOCOL));
+        assert_eq!(msg.header.address_family, AddressFamily::Inet);
+        assert_eq!(msg.header.table, RT_TABLE_MAIN);
+        assert_eq!(u8::from(msg.header.protocol), JALUR_ROUTE_PROTOCOL);
+        assert!(msg.attributes.is_empty());
+
+        let all = dump_request(true, None);
+        assert_eq!(all.header.address_family, AddressFamily::Inet6);
+        assert_eq!(all.header.protocol, RouteProtocol::Unspec);
+    }
+
+    #[test]
+    fn a_fib_match_lookup_names_one_host_and_leaves_the_header_zero() {
+        for (addr, len) in [("10.0.3.1", 32), ("fd00::1", 128)] {
+            let addr: IpAddr = addr.parse().unwrap();
+            let msg = fib_match_request(addr);
+            let h = &msg.header;
+            assert_eq!(h.destination_prefix_length, len);
+            assert_eq!(h.flags, RouteFlags::FibMatch);
+            assert_eq!(
+                (h.table, h.protocol, h.scope, h.kind),
+                (
+                    0,
+                    RouteProtocol::Unspec,
+                    NlScope::Universe,
+                    RouteType::Unspec
+                )
+            );
+            assert_eq!(msg.attributes, [RouteAttribute::Destination(addr.into())]);
+        }
+    }
+
+    #[test]
+    fn the_kernels_fib_match_answer_reads_as_the_table_entry() {
+        let mut entry = Route::via(
+            "10.0.3.0/24".parse().unwrap(),
+            "192.168.1.3".parse().unwrap(),
+            2,
+        );
+        entry.scope = RouteScope::Universe;
+        let mut answer = entry.to_message();
+        answer.header.flags = RouteFlags::FibMatch;
+        answer
+            .attributes
+            .push(RouteAttribute::Table(u32::from(RT_TABLE_MAIN)));
+        assert_eq!(Route::from_message(&answer), Some(entry));
+
+        answer.header.table = 255; // local
+        answer.attributes.pop();
+        assert_eq!(Route::from_message(&answer), None);
     }
 }

@@ -19,12 +19,12 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use jalur_tests::bench::verdict;
+use jalur_tests::bench::{median, verdict};
 use jalur_tests::cluster::{wait_until, Cluster};
 use jalur_tests::Netns;
 use serde_json::Value;
 
-use crate::{check_interrupted, median};
+use crate::check_interrupted;
 
 /// The link-bound setting's line rate: well below what this VM's CPUs carry on the pods'
 /// path (10–17 Gbit/s), so that the link, not the CPU, is the limit.
