@@ -1,17 +1,15 @@
 //! A FIFO where a namespace or the store's state file should be never blocks the plugin: an
 //! error within a second, and nothing left behind.
 
-use std::ffi::CString;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use jalur_tests::{require_root, CniCall, Netns, Network};
+use nix::sys::stat::Mode;
 use serde_json::json;
 
 fn mkfifo(path: &Path) {
-    let c = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    nix::unistd::mkfifo(path, Mode::S_IRUSR | Mode::S_IWUSR).expect("mkfifo");
 }
 
 fn timed(net: &Network, cid: &str, netns: &str) -> (jalur_tests::CniOutput, Duration) {

@@ -21,6 +21,8 @@ use serde_json::Value;
 
 use jalur_tests::cluster::wait_until;
 use jalur_tests::{bin_dir, require_root, Netns};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -723,8 +725,8 @@ fn the_agent_clears_stale_files_of_its_own_at_start_and_keeps_the_rest() {
             && !conf.join(".10-jalur.conflist.tmp.4242").exists()
             && !state.join(".ready.tmp.4242").exists()
     });
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    let pid = Pid::from_raw(i32::try_from(agent.id()).unwrap());
+    let _ = kill(pid, Signal::SIGTERM);
     let _ = wait_until(Duration::from_secs(5), || {
         agent.try_wait().ok().flatten().is_some()
     });

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use ipnet::IpNet;
 use jalur_cni_plugin::net::nft::{self, FirewallSpec, Masquerade, JALUR_TABLE};
 use jalur_tests::{require_root, sh, try_sh};
+use nix::sched::{setns, unshare, CloneFlags};
 
 /// Runs `f` on a new thread inside a new, empty network namespace of its own (with `lo` up).
 fn in_private_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
@@ -21,14 +22,8 @@ fn in_private_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
-                // SAFETY: unshare affects only the calling thread, which is ours.
-                let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-                assert_eq!(
-                    rc,
-                    0,
-                    "unshare(CLONE_NEWNET): {}",
-                    std::io::Error::last_os_error()
-                );
+                // Affects only the calling thread, which is ours.
+                unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
                 sh("ip link set lo up");
                 f()
             })
@@ -223,12 +218,8 @@ fn the_table_never_goes_missing_while_replaced() {
         let (checks, missing) = (AtomicUsize::new(0), AtomicUsize::new(0));
         std::thread::scope(|scope| {
             scope.spawn(|| {
-                use std::os::fd::AsRawFd;
-                // SAFETY: setns on this thread only; the fd is valid for the call.
-                assert_eq!(
-                    unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
-                    0
-                );
+                // This thread only.
+                setns(&ns, CloneFlags::CLONE_NEWNET).expect("setns");
                 while !done.load(Ordering::Relaxed) {
                     if !nft::exists(JALUR_TABLE).unwrap() {
                         missing.fetch_add(1, Ordering::Relaxed);
