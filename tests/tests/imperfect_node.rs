@@ -68,7 +68,7 @@ fn a_nodes_file_rewritten_in_place_in_small_pieces_never_drops_a_peer() {
     let list: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&c.nodes_file).unwrap()).unwrap();
     // YAML: cut at a line, it still parses, as a shorter list.
-    let yaml = serde_yaml::to_string(&list).unwrap();
+    let yaml = serde_saphyr::to_string(&list).unwrap();
     for _ in 0..15 {
         let mut f = std::fs::OpenOptions::new()
             .write(true)

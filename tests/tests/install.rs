@@ -16,7 +16,6 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use serde::Deserialize;
 use serde_json::Value;
 
 use jalur_tests::cluster::wait_until;
@@ -85,12 +84,9 @@ fn dropped(doc: &Value, back: &Value, path: String, out: &mut Vec<String>) {
 fn load_manifest() -> Manifest {
     let text = fs::read_to_string(manifest_path()).unwrap();
     let mut m = Manifest::default();
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let yaml = serde_yaml::Value::deserialize(doc).expect("valid YAML");
-        if yaml.is_null() {
-            continue; // an empty document
-        }
-        let doc: Value = serde_json::to_value(&yaml).unwrap();
+    // Every document (empty ones are skipped), as JSON.
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("valid YAML");
+    for doc in docs {
         let kind = doc["kind"].as_str().unwrap_or_default().to_owned();
         let what = format!("{kind} {}", doc["metadata"]["name"]);
         match (
