@@ -64,7 +64,7 @@ trap 'rm -f "$log"' EXIT
 status=0
 
 echo "== unit and kernel tests"
-cargo test --release --locked --workspace 2>&1 | tee "$log" || status=1
+cargo test --release --locked --workspace -- --include-ignored 2>&1 | tee "$log" || status=1
 
 echo "== runtime test: podman drives jalur"
 podman_passed=0

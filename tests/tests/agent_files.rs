@@ -12,6 +12,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn the_agent_clears_stale_files_of_its_own_at_start_and_keeps_the_rest() {
     require_root();
     let ns = Netns::new("hyg");
@@ -75,6 +76,7 @@ fn the_agent_clears_stale_files_of_its_own_at_start_and_keeps_the_rest() {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn uninstall_removes_the_plugins_and_the_ipam_store_and_leaves_the_rest() {
     require_root();
     // In a namespace of its own: uninstall also deletes routes and the nftables table of the

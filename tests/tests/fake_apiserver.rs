@@ -414,6 +414,7 @@ fn raw_http_answers() {
 /// In a network namespace: reachable from inside it (by kube's client, too), not from the
 /// test's own namespace.
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn serves_inside_a_network_namespace() {
     jalur_tests::require_root();
     let ns = jalur_tests::Netns::new("fakeapi");

@@ -21,6 +21,7 @@ fn timed(net: &Network, cid: &str, netns: &str) -> (jalur_tests::CniOutput, Dura
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn a_fifo_as_cni_netns_is_an_error_at_once() {
     require_root();
     let net = Network::new("fifons", 57, json!([[{"subnet": "10.244.57.0/24"}]]));
@@ -39,6 +40,7 @@ fn a_fifo_as_cni_netns_is_an_error_at_once() {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn a_fifo_as_the_store_file_is_an_error_at_once_and_holds_no_lock() {
     require_root();
     let net = Network::new("fifost", 58, json!([[{"subnet": "10.244.58.0/24"}]]));
