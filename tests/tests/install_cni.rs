@@ -11,6 +11,7 @@ use jalur_tests::install::{mode, mtime, names, run};
 use jalur_tests::{bin_dir, require_root, Netns};
 
 #[test]
+#[ignore = "system tier: needs the built binaries and test tools; sudo ./scripts/test.sh runs it"]
 fn install_cni_copies_atomically_with_mode_0755_and_a_second_run_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let to = tmp.path().join("host/opt/cni/bin"); // missing: created
@@ -54,6 +55,7 @@ fn install_cni_copies_atomically_with_mode_0755_and_a_second_run_changes_nothing
 }
 
 #[test]
+#[ignore = "system tier: needs the built binaries and test tools; sudo ./scripts/test.sh runs it"]
 fn install_cni_names_a_missing_source_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let from = tmp.path().join("from");

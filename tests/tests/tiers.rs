@@ -1,19 +1,39 @@
-//! The test tiers: plain `cargo test` (any user) runs the unit tests and reports every test
-//! that needs root as ignored; `sudo ./scripts/test.sh` runs those too (`--include-ignored`).
-//! This checks the marking over every test file of this crate: a test that calls
-//! `require_root()` (or `in_private_netns`, which does) is ignored, and every ignore says the
-//! one same thing.
+//! The test tiers. Plain `cargo test`, by any user, runs the unit tier and reports the others
+//! as ignored; `sudo ./scripts/test.sh` runs them all (`--include-ignored`):
+//!
+//! - kernel tier: the test needs root (it calls `require_root()`, or `in_private_netns`,
+//!   which does);
+//! - system tier: no root, but the built binaries (`bin_dir()`) or tools that
+//!   scripts/test.sh installs (anything run with `Command::new`);
+//! - unit tier: neither.
+//!
+//! This checks the marks over every test file of this crate: each test carries the one
+//! wording of its tier, right after `#[test]`.
 
 use std::path::Path;
 
 const KERNEL_TIER: &str =
     r#"#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]"#;
+const SYSTEM_TIER: &str = r#"#[ignore = "system tier: needs the built binaries and test tools; sudo ./scripts/test.sh runs it"]"#;
+
+/// The mark a test's text (from after its `#[test]` to the end of its body) should start
+/// with, by what it uses.
+fn tier(test: &str) -> Option<&'static str> {
+    let uses = |what: &[&str]| what.iter().any(|w| test.contains(w));
+    if uses(&["require_root()", "in_private_netns("]) {
+        Some(KERNEL_TIER)
+    } else if uses(&["bin_dir()", "Command::new(", "agent_help("]) {
+        Some(SYSTEM_TIER)
+    } else {
+        None
+    }
+}
 
 #[test]
-fn every_root_test_is_ignored_as_kernel_tier_and_nothing_else_is_ignored() {
+fn every_test_is_marked_with_its_tier_and_only_that() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
     let mut wrong = Vec::new();
-    let mut kernel = 0;
+    let (mut kernel, mut system) = (0, 0);
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_none_or(|e| e != "rs") || path.ends_with("tiers.rs") {
@@ -29,18 +49,27 @@ fn every_root_test_is_ignored_as_kernel_tier_and_nothing_else_is_ignored() {
                 .nth(1)
                 .and_then(|s| s.split('(').next())
                 .unwrap_or("?");
-            let ignored = test.starts_with(KERNEL_TIER);
-            let needs_root = test.contains("require_root()") || test.contains("in_private_netns(");
-            if ignored != needs_root || (!ignored && test.contains("#[ignore")) {
-                wrong.push(format!("{file}: {name}"));
+            let want = tier(test);
+            let marked = match want {
+                Some(mark) => test.starts_with(mark),
+                None => !test.contains("#[ignore"),
+            };
+            if !marked {
+                wrong.push(format!(
+                    "{file}: {name} wants {}",
+                    want.unwrap_or("no #[ignore]")
+                ));
             }
-            kernel += usize::from(ignored);
+            kernel += usize::from(want == Some(KERNEL_TIER));
+            system += usize::from(want == Some(SYSTEM_TIER));
         }
     }
     assert!(
         wrong.is_empty(),
-        "tests whose marking does not match their needs (a test needing root starts with \
-         #[test] then {KERNEL_TIER}; no other test is ignored): {wrong:#?}"
+        "tests not marked with their tier: {wrong:#?}"
     );
-    assert!(kernel > 50, "only {kernel} kernel-tier tests found");
+    assert!(
+        kernel > 50 && system > 0,
+        "{kernel} kernel, {system} system tests found"
+    );
 }
