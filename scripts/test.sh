@@ -67,7 +67,7 @@ trap 'rm -f "$log"' EXIT
 status=0
 
 echo "== unit and kernel tests"
-cargo test --release --locked --workspace "${HOOKS[@]}" 2>&1 | tee "$log" || status=1
+cargo test --release --locked --workspace "${HOOKS[@]}" -- --include-ignored 2>&1 | tee "$log" || status=1
 
 echo "== build (the binaries a node gets: no test-only hooks)"
 cargo build --release --locked -p jalur-cni-plugin -p jalur-node-agent

@@ -10,6 +10,7 @@ pub mod cgroup;
 pub mod cluster;
 pub mod conflist;
 pub mod fake_apiserver;
+pub mod install;
 pub mod netns;
 pub mod network;
 pub mod plugin;

@@ -13,6 +13,7 @@ fn hops(ns: &jalur_tests::Netns, dst: &str) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn pods_reach_pods_on_the_same_node_across_nodes_and_across_the_router() {
     require_root();
     let mut c = Cluster::new("reach", 61, "auto");
@@ -72,6 +73,7 @@ fn addr(s: &str) -> std::net::IpAddr {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn tcp_servers_see_the_client_pods_own_address_and_egress_is_masqueraded() {
     require_root();
     let mut c = Cluster::new("nat", 62, "auto");
@@ -107,6 +109,7 @@ fn tcp_servers_see_the_client_pods_own_address_and_egress_is_masqueraded() {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn the_largest_df_packet_passes_and_one_byte_more_does_not_on_direct_and_overlay_paths() {
     require_root();
     let mut c = Cluster::new("mtu", 63, "auto");
@@ -127,6 +130,7 @@ fn the_largest_df_packet_passes_and_one_byte_more_does_not_on_direct_and_overlay
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn ipv6_only_nodes_reach_each_other_directly_and_over_an_ipv6_overlay() {
     require_root();
     let mut c = Cluster::new_ipv6_only("six", 64, "auto");

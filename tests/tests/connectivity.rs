@@ -6,6 +6,7 @@ use jalur_tests::{require_root, sh, CniCall, Netns, Network, Node};
 use serde_json::json;
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn two_pods_on_one_node_ping_and_traceroute_shows_the_node_then_the_pod() {
     require_root();
     let net = Network::new("trace", 51, json!([[{"subnet": "10.244.51.0/24"}]]));
@@ -27,6 +28,7 @@ fn two_pods_on_one_node_ping_and_traceroute_shows_the_node_then_the_pod() {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn a_pod_cannot_send_with_another_pods_address() {
     require_root();
     let net = Network::new("spoof", 52, json!([[{"subnet": "10.244.52.0/24"}]]));
@@ -72,6 +74,7 @@ fn a_pod_cannot_send_with_another_pods_address() {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn portmap_chained_after_jalur_forwards_a_host_port() {
     require_root();
     let node = Node::new("pmap", 53);
@@ -122,6 +125,7 @@ fn portmap_chained_after_jalur_forwards_a_host_port() {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn jalur_delegates_to_host_local_and_ptp_uses_jalur_ipam() {
     require_root();
     let node = Node::new("deleg", 54);
@@ -175,6 +179,7 @@ fn jalur_delegates_to_host_local_and_ptp_uses_jalur_ipam() {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn conflists_with_cni_versions_pick_the_highest_known() {
     require_root();
     let node = Node::new("vers", 56);

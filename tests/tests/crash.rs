@@ -26,6 +26,7 @@ fn killed_add(net: &Network, cid: &str, pod: &Netns, point: &str) {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn sigkill_inside_add_then_del_leaves_nothing() {
     require_root();
     require_test_hooks();
@@ -51,6 +52,7 @@ fn sigkill_inside_add_then_del_leaves_nothing() {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn sigkill_inside_add_then_gc_leaves_nothing_but_the_valid_pods() {
     require_root();
     require_test_hooks();

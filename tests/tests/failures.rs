@@ -4,6 +4,7 @@ use jalur_tests::{require_root, CniCall, Netns, Network};
 use serde_json::json;
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn add_when_ifname_exists_fails_with_101_and_leaks_nothing() {
     require_root();
     let net = Network::new("exists", 21, json!([[{"subnet": "10.244.21.0/24"}]]));
@@ -23,6 +24,7 @@ fn add_when_ifname_exists_fails_with_101_and_leaks_nothing() {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn an_exhausted_range_fails_with_100_naming_it_and_leaves_no_half_made_veth() {
     require_root();
     // A /30 has two usable addresses; the gateway (.1) is never handed out, so one pod fits.
@@ -70,6 +72,7 @@ struct Bad {
 type Breaker<'a> = Box<dyn Fn(&mut CniCall) -> String + 'a>;
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn bad_inputs_get_the_right_code_and_create_nothing() {
     require_root();
     let net = Network::new("bad", 23, json!([[{"subnet": "10.244.23.0/24"}]]));
@@ -417,6 +420,7 @@ fn bad_inputs_get_the_right_code_and_create_nothing() {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn version_answers_the_supported_versions() {
     require_root();
     let node = jalur_tests::Node::new("ver", 24);
@@ -437,6 +441,7 @@ fn version_answers_the_supported_versions() {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn before_the_node_is_ready_add_says_try_again_and_status_says_unavailable() {
     require_root();
     let mut net = Network::new("ready", 25, json!([[{"subnet": "10.244.25.0/24"}]]));

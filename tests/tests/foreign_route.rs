@@ -36,6 +36,7 @@ fn lines<'a>(log: &'a str, what: &str) -> Vec<&'a str> {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn a_foreign_route_to_a_peer_is_reported_and_left() {
     require_root();
     let net = 87;
@@ -72,6 +73,7 @@ fn a_foreign_route_to_a_peer_is_reported_and_left() {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn with_the_flag_a_foreign_route_to_a_peer_is_replaced_once_and_loudly() {
     require_root();
     let net = 88;

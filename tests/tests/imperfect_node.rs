@@ -15,6 +15,7 @@ fn count(log: &str, what: &str) -> usize {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn a_missing_then_broken_nodes_file_is_told_once_each_and_its_end_with_a_count() {
     require_root();
     let mut c = Cluster::new("nfile", 81, "auto");
@@ -56,6 +57,7 @@ fn a_missing_then_broken_nodes_file_is_told_once_each_and_its_end_with_a_count()
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn a_nodes_file_rewritten_in_place_in_small_pieces_never_drops_a_peer() {
     require_root();
     let mut c = Cluster::new("inplace", 82, "auto");
@@ -99,6 +101,7 @@ fn a_nodes_file_rewritten_in_place_in_small_pieces_never_drops_a_peer() {
 /// container) with IPv4 forwarding on (as an init container would have left it) and IPv6
 /// forwarding off.
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn a_read_only_forwarding_sysctl_leaves_the_other_family_and_the_routes_served() {
     require_root();
     let mut c = Cluster::new("rosys", 83, "auto");
@@ -147,6 +150,7 @@ fn a_read_only_forwarding_sysctl_leaves_the_other_family_and_the_routes_served()
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn a_firewall_that_cannot_be_installed_blocks_readiness_only_when_masquerade_needs_it() {
     require_root();
     require_test_hooks();
@@ -187,6 +191,7 @@ fn a_firewall_that_cannot_be_installed_blocks_readiness_only_when_masquerade_nee
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn a_chain_flushed_by_someone_else_is_put_back_at_the_next_resync() {
     require_root();
     let mut c = Cluster::new("flush", 85, "auto");

@@ -5,6 +5,7 @@ use jalur_tests::{require_root, Netns, Network};
 use serde_json::json;
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn add_check_del_in_every_version_uses_that_versions_result_format() {
     require_root();
     let net = Network::new("life", 11, json!([[{"subnet": "10.244.11.0/24"}]]));
@@ -91,6 +92,7 @@ fn add_check_del_in_every_version_uses_that_versions_result_format() {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn check_reports_what_changed() {
     require_root();
     let net = Network::new("chk", 12, json!([[{"subnet": "10.244.12.0/24"}]]));
@@ -114,6 +116,7 @@ fn check_reports_what_changed() {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn del_is_idempotent_and_needs_neither_netns_nor_prev_result() {
     require_root();
     let net = Network::new("del", 13, json!([[{"subnet": "10.244.13.0/24"}]]));
@@ -142,6 +145,7 @@ fn del_is_idempotent_and_needs_neither_netns_nor_prev_result() {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn repeated_ipam_add_returns_the_same_address_and_del_then_add_works() {
     require_root();
     let net = Network::new("again", 14, json!([[{"subnet": "10.244.14.0/24"}]]));
@@ -172,6 +176,7 @@ fn repeated_ipam_add_returns_the_same_address_and_del_then_add_works() {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn dual_stack_pods_get_one_address_per_family_and_reach_each_other() {
     require_root();
     let net = Network::new(

@@ -20,6 +20,7 @@ fn node_state(net: &Network) -> String {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn add_into_the_plugins_own_namespace_is_refused_and_changes_nothing() {
     require_root();
     let net = Network::new("self", 54, json!([[{"subnet": "10.244.54.0/24"}]]));

@@ -12,6 +12,7 @@ fn link_details(net: &Network, name: &str) -> String {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn a_foreign_link_holding_the_derived_name_is_left_alone_by_add_and_del() {
     require_root();
     let net = Network::new("foreign", 51, json!([[{"subnet": "10.244.51.0/24"}]]));
@@ -60,6 +61,7 @@ fn a_foreign_link_holding_the_derived_name_is_left_alone_by_add_and_del() {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn a_del_of_a_colliding_attachment_leaves_the_other_pods_host_end_alone() {
     require_root();
     let [first, second] = COLLIDING_IDS;
@@ -99,6 +101,7 @@ fn a_del_of_a_colliding_attachment_leaves_the_other_pods_host_end_alone() {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn gc_removes_only_host_ends_whose_alias_names_this_network() {
     require_root();
     let net = Network::new("gcown", 53, json!([[{"subnet": "10.244.53.0/24"}]]));

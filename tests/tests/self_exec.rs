@@ -29,6 +29,7 @@ fn with_ipam_type(net: &Network, ty: &str) -> Value {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn ipam_type_jalur_is_refused_before_anything_runs() {
     require_root();
     let net = Network::new("selfipam", 55, json!([[{"subnet": "10.244.55.0/24"}]]));
@@ -52,6 +53,7 @@ fn ipam_type_jalur_is_refused_before_anything_runs() {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn a_delegation_chain_leading_back_to_jalur_is_refused() {
     require_root();
     let net = Network::new("chain", 56, json!([[{"subnet": "10.244.56.0/24"}]]));

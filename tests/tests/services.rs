@@ -56,6 +56,7 @@ fn ask(client: &Netns, target: &str) -> String {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn a_service_vip_reaches_backends_on_both_nodes_and_a_pod_reaches_itself() {
     require_root();
     let mut c = Cluster::new("svc", 70, "auto");
@@ -88,6 +89,7 @@ fn a_service_vip_reaches_backends_on_both_nodes_and_a_pod_reaches_itself() {
 }
 
 #[test]
+#[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn a_spoofed_source_is_dropped_at_the_node_even_with_the_plugin_filter_off() {
     require_root();
     let mut c = Cluster::new("spoofx", 71, "auto");
