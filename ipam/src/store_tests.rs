@@ -5,7 +5,6 @@ use super::*;
 use crate::pool::RangeSet;
 use crate::range::Range;
 use std::os::unix::fs::PermissionsExt;
-use std::sync::Arc;
 use std::thread;
 use tempfile::TempDir;
 
@@ -377,26 +376,14 @@ fn v6_cursor_continues_deep_in_a_huge_range() {
 
 #[test]
 fn concurrent_stores_never_double_book() {
-    let tmp = Arc::new(TempDir::new().unwrap());
-    let p = Arc::new(pool(&["10.1.0.0/24"]));
-    let handles: Vec<_> = (0..8)
-        .map(|t| {
-            let (tmp, p) = (Arc::clone(&tmp), Arc::clone(&p));
-            thread::spawn(move || {
-                // One Store per thread: separate open file descriptions, as across processes.
-                let s = Store::open(tmp.path(), "net1").unwrap();
-                (0..25)
-                    .map(|i| one(&s, &p, &format!("t{t}-{i}")))
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
-    let mut all: Vec<IpAddr> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
-    all.sort();
-    all.dedup();
+    let tmp = TempDir::new().unwrap();
+    let p = pool(&["10.1.0.0/24"]);
+    let all = distinct_across_threads(8, 25, |t| {
+        // One Store per thread: separate open file descriptions, as across processes.
+        let s = Store::open(tmp.path(), "net1").unwrap();
+        let p = &p;
+        move |i| one(&s, p, &format!("t{t}-{i}"))
+    });
     assert_eq!(all.len(), 200);
     let s = Store::open(tmp.path(), "net1").unwrap();
     let att = s.attachments().unwrap();
@@ -405,27 +392,36 @@ fn concurrent_stores_never_double_book() {
     assert_eq!(s.free_addresses(&p).unwrap(), vec![53]);
 }
 
+/// Runs `threads` threads, each booking `per_thread` addresses with the booker `booker(t)`
+/// makes for it (in the thread), and returns the distinct addresses booked.
+fn distinct_across_threads<B, F>(threads: usize, per_thread: usize, booker: B) -> Vec<IpAddr>
+where
+    B: Fn(usize) -> F + Sync,
+    F: FnMut(usize) -> IpAddr,
+{
+    let mut all: Vec<IpAddr> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let booker = &booker;
+                scope.spawn(move || (0..per_thread).map(booker(t)).collect::<Vec<_>>())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    all.sort();
+    all.dedup();
+    all
+}
+
 #[test]
 fn one_store_shared_by_threads_never_double_books() {
     let (_t, s) = store();
-    let s = Arc::new(s);
-    let p = Arc::new(pool(&["10.1.0.0/24"]));
-    let handles: Vec<_> = (0..4)
-        .map(|t| {
-            let (s, p) = (Arc::clone(&s), Arc::clone(&p));
-            thread::spawn(move || {
-                (0..20)
-                    .map(|i| one(&s, &p, &format!("t{t}-{i}")))
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
-    let mut all: Vec<IpAddr> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
-    all.sort();
-    all.dedup();
+    let p = pool(&["10.1.0.0/24"]);
+    let (s, p) = (&s, &p);
+    let all = distinct_across_threads(4, 20, |t| move |i| one(s, p, &format!("t{t}-{i}")));
     assert_eq!(all.len(), 80);
 }
 

@@ -259,23 +259,17 @@ fn add_rule(table: &str, chain: &str, rule: &Rule) -> Request {
 mod tests {
     use super::*;
 
-    fn net(s: &str) -> IpNet {
-        s.parse().unwrap()
-    }
-
+    /// The table the agent wants for a dual-stack cluster that keeps Services unmasqueraded.
     fn spec() -> FirewallSpec {
-        FirewallSpec {
-            table: crate::firewall::TABLE.into(),
-            masquerade: Some(Masquerade {
-                sources: vec![net("10.244.0.0/16"), net("fd00:10:244::/56")],
-                no_masquerade: vec![
-                    net("10.244.0.0/16"),
-                    net("fd00:10:244::/56"),
-                    net("10.96.0.0/12"),
-                ],
-            }),
-            anti_spoof_ifprefix: Some("jl".into()),
-        }
+        use clap::Parser;
+        let args = crate::cli::Cli::parse_from([
+            "jalur-agent",
+            "--cluster-cidr=10.244.0.0/16",
+            "--cluster-cidr=fd00:10:244::/56",
+            "--no-masquerade-cidr=10.96.0.0/12",
+        ])
+        .run;
+        crate::firewall::spec(&args, &[])
     }
 
     #[test]

@@ -404,6 +404,15 @@ impl Cluster {
             "ip -n {n} route show proto 74; ip -n {n} -6 route show proto 74"
         ))
     }
+
+    /// Waits up to `limit` until node `i`'s Jalur routes contain every one of `wanted`, and
+    /// returns whether they did.
+    pub fn routes_appear(&self, i: usize, wanted: &[&str], limit: Duration) -> bool {
+        wait_until(limit, || {
+            let routes = self.agent_routes(i);
+            wanted.iter().all(|w| routes.contains(w))
+        })
+    }
 }
 
 /// Polls `f` every 50 ms until it holds or `limit` passes.

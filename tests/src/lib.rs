@@ -3,7 +3,8 @@
 //! stdin, inside the node's namespace).
 //!
 //! Everything a test makes lives in namespaces it made, named uniquely per process and test,
-//! and is removed on drop, also when the test fails. Tests need root.
+//! and is removed on drop, also when the test fails. The kernel tests need root; a plain
+//! `cargo test` reports them as ignored (see `tests/tests/tiers.rs`).
 
 pub mod bench;
 pub mod cgroup;

@@ -54,12 +54,12 @@ fn a_route_deleted_by_hand_is_back_within_the_resync_period() {
     sh(&format!("ip -n {node} route del 10.65.2.0/24"));
     sh(&format!("ip -n {node} route del 10.65.3.0/24"));
     // --resync-seconds 1 in the fixture.
+    let wanted = [
+        "10.65.2.0/24 via 192.168.65.3",
+        "10.65.3.0/24 via 10.65.3.0 dev jalur.vxlan",
+    ];
     assert!(
-        wait_until(Duration::from_secs(4), || {
-            let r = c.agent_routes(0);
-            r.contains("10.65.2.0/24 via 192.168.65.3")
-                && r.contains("10.65.3.0/24 via 10.65.3.0 dev jalur.vxlan")
-        }),
+        c.routes_appear(0, &wanted, Duration::from_secs(4)),
         "not repaired: {}",
         c.agent_routes(0)
     );

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use jalur_tests::cluster::{wait_until, Cluster};
-use jalur_tests::fake_apiserver::{node_json, FakeApiServer};
+use jalur_tests::fake_apiserver::{kubeconfig_for, node_json, FakeApiServer};
 use jalur_tests::require_root;
 use serde_json::{json, Value};
 
@@ -121,11 +121,12 @@ fn rejections(log: &str, name: &str) -> Vec<String> {
 /// Waits until node1's agent routes its two sound peers, and returns its routing table and
 /// how many syncs changed the kernel so far.
 fn settled(c: &Cluster, net: u8) -> (String, usize) {
-    let routed = wait_until(Duration::from_secs(10), || {
-        let r = c.agent_routes(0);
-        r.contains(&format!("10.{net}.2.0/24 via 192.168.{net}.3"))
-            && r.contains(&format!("10.{net}.3.0/24 via 10.{net}.3.0 dev jalur.vxlan"))
-    });
+    let wanted = [
+        format!("10.{net}.2.0/24 via 192.168.{net}.3"),
+        format!("10.{net}.3.0/24 via 10.{net}.3.0 dev jalur.vxlan"),
+    ];
+    let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let routed = c.routes_appear(0, &wanted, Duration::from_secs(10));
     assert!(routed, "{}\n{}", c.agent_routes(0), c.agent_log(0));
     // One more resync (1 s) so that nothing is left half-done.
     std::thread::sleep(Duration::from_millis(1500));
@@ -220,14 +221,6 @@ fn hostile_claims_in_the_nodes_file_leave_the_routing_table_untouched() {
     assert_eq!(c.agent_log(0).matches(" synced").count(), syncs);
 }
 
-fn kubeconfig(server: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {server}\n\
-         users:\n- name: agent\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: agent\n\
-         current-context: fake\n"
-    )
-}
-
 #[test]
 #[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
 fn hostile_nodes_in_the_api_leave_the_routing_table_untouched() {
@@ -239,7 +232,11 @@ fn hostile_nodes_in_the_api_leave_the_routing_table_untouched() {
         api.upsert_node(node);
     }
     let path = c.dir().join("kubeconfig");
-    std::fs::write(&path, kubeconfig(&format!("http://192.168.{net}.1:6443"))).unwrap();
+    std::fs::write(
+        &path,
+        kubeconfig_for(&format!("http://192.168.{net}.1:6443")),
+    )
+    .unwrap();
     let path = path.display().to_string();
     let cluster_cidr = format!("--cluster-cidr=10.{net}.0.0/16");
     c.start_agent_with(0, &["--kubeconfig", &path], &[&cluster_cidr]);

@@ -5,16 +5,8 @@
 use std::time::Duration;
 
 use jalur_tests::cluster::{wait_until, Cluster};
-use jalur_tests::fake_apiserver::FakeApiServer;
+use jalur_tests::fake_apiserver::{kubeconfig_for, FakeApiServer};
 use jalur_tests::require_root;
-
-fn kubeconfig(server: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {server}\n\
-         users:\n- name: agent\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: agent\n\
-         current-context: fake\n"
-    )
-}
 
 #[test]
 #[ignore = "kernel tier: needs root; sudo ./scripts/test.sh runs it"]
@@ -33,7 +25,7 @@ fn the_agent_follows_nodes_through_watch_drops_expiry_and_outages() {
             "192.168.169.1"
         };
         let path = c.dir().join(format!("kubeconfig-{i}"));
-        std::fs::write(&path, kubeconfig(&format!("http://{gateway}:6443"))).unwrap();
+        std::fs::write(&path, kubeconfig_for(&format!("http://{gateway}:6443"))).unwrap();
         let path = path.display().to_string();
         c.start_agent_with(i, &["--kubeconfig", &path], &[]);
     }

@@ -28,12 +28,12 @@ fn ipv4_on_link_goes_direct_while_a_routed_ipv6_goes_over_the_overlay() {
     c.nodes[1].ip6 = Some("fd00:87::3".into());
     c.write_nodes_file(&[0, 1, 2]);
     c.start_agents();
+    let wanted = [
+        "10.86.2.0/24 via 192.168.86.3 dev eth0",
+        "fd00:86:2::/64 via fd00:86:2:: dev jalur.vxlan",
+    ];
     assert!(
-        wait_until(Duration::from_secs(5), || {
-            let r = c.agent_routes(0);
-            r.contains("10.86.2.0/24 via 192.168.86.3 dev eth0")
-                && r.contains("fd00:86:2::/64 via fd00:86:2:: dev jalur.vxlan")
-        }),
+        c.routes_appear(0, &wanted, Duration::from_secs(5)),
         "{}",
         c.agent_routes(0)
     );

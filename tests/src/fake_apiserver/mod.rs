@@ -89,29 +89,9 @@ impl FakeApiServer {
         format!("http://{}", self.addr)
     }
 
-    /// Writes a kubeconfig pointing at [`url`](Self::url): one cluster, a user with no
-    /// credentials, and a context that is the current one.
+    /// Writes a kubeconfig pointing at [`url`](Self::url) (see [`kubeconfig_for`]).
     pub fn kubeconfig(&self, path: &Path) -> io::Result<()> {
-        let text = format!(
-            "apiVersion: v1\n\
-             kind: Config\n\
-             preferences: {{}}\n\
-             clusters:\n\
-             - name: jalur-fake\n  \
-               cluster:\n    \
-                 server: {url}\n\
-             users:\n\
-             - name: jalur-fake\n  \
-               user: {{}}\n\
-             contexts:\n\
-             - name: jalur-fake\n  \
-               context:\n    \
-                 cluster: jalur-fake\n    \
-                 user: jalur-fake\n\
-             current-context: jalur-fake\n",
-            url = self.url()
-        );
-        std::fs::write(path, text)
+        std::fs::write(path, kubeconfig_for(&self.url()))
     }
 
     /// Adds a Node or replaces the one of the same name (emitting ADDED or MODIFIED) and
@@ -208,6 +188,30 @@ impl FakeApiServer {
                 .0;
         }
     }
+}
+
+/// A kubeconfig for the API server at `server` (a URL as the agent reaches it, which from a
+/// node's namespace is not the fake's own listening address): one cluster, a user with no
+/// credentials, and a context that is the current one.
+pub fn kubeconfig_for(server: &str) -> String {
+    format!(
+        "apiVersion: v1\n\
+         kind: Config\n\
+         preferences: {{}}\n\
+         clusters:\n\
+         - name: jalur-fake\n  \
+           cluster:\n    \
+             server: {server}\n\
+         users:\n\
+         - name: jalur-fake\n  \
+           user: {{}}\n\
+         contexts:\n\
+         - name: jalur-fake\n  \
+           context:\n    \
+             cluster: jalur-fake\n    \
+             user: jalur-fake\n\
+         current-context: jalur-fake\n"
+    )
 }
 
 impl Drop for FakeApiServer {
