@@ -13,6 +13,7 @@ pub mod claims;
 pub mod cli;
 pub mod cluster;
 pub mod cniconf;
+pub mod error;
 pub mod firewall;
 pub mod foreign;
 pub mod install_cni;
