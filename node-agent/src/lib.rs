@@ -17,6 +17,7 @@ pub mod error;
 pub mod firewall;
 pub mod foreign;
 pub mod install_cni;
+pub mod kernel;
 pub mod metrics;
 pub mod nft;
 pub mod parts;
