@@ -284,3 +284,112 @@ impl Netlink {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_core::{Emitable, Parseable};
+
+    /// `msg` as the kernel would read it off the socket, read back.
+    fn wire(msg: &RouteMessage) -> RouteMessage {
+        let mut bytes = vec![0; msg.buffer_len()];
+        msg.emit(&mut bytes);
+        RouteMessage::parse(&bytes[..]).expect("a route message parses")
+    }
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn every_kind_of_route_reads_back_from_its_message() {
+        let v4_gw: IpAddr = "192.168.49.3".parse().unwrap();
+        let v6_gw: IpAddr = "fd00:244:3::".parse().unwrap();
+        let routes = [
+            Route::direct(net("10.244.1.5/32"), 7),
+            Route::via(net("10.244.2.0/24"), v4_gw, 2),
+            Route::via_onlink(net("fd00:244:3::/64"), v6_gw, 9),
+            Route {
+                blackhole: true,
+                oif: None,
+                ..Route::direct(net("10.244.1.0/24"), 0)
+            },
+            Route {
+                protocol: 4,
+                metric: 100,
+                scope: RouteScope::Universe,
+                ..Route::via(net("0.0.0.0/0"), "192.168.49.1".parse().unwrap(), 2)
+            },
+        ];
+        for route in routes {
+            let back = Route::from_message(&wire(&route.to_message()));
+            assert_eq!(back.as_ref(), Some(&route), "{}", route.describe());
+        }
+    }
+
+    #[test]
+    fn the_message_says_what_the_kernel_needs() {
+        let msg =
+            Route::via_onlink(net("10.244.3.0/24"), "10.244.3.0".parse().unwrap(), 9).to_message();
+        assert_eq!(msg.header.address_family, AddressFamily::Inet);
+        assert_eq!(msg.header.table, RT_TABLE_MAIN);
+        assert_eq!(
+            msg.header.protocol,
+            RouteProtocol::from(JALUR_ROUTE_PROTOCOL)
+        );
+        assert_eq!(msg.header.destination_prefix_length, 24);
+        assert!(msg.header.flags.contains(RouteFlags::Onlink));
+        assert!(msg.attributes.contains(&RouteAttribute::Oif(9)));
+        // No metric given: none sent, the kernel's default applies.
+        assert!(!msg
+            .attributes
+            .iter()
+            .any(|a| matches!(a, RouteAttribute::Priority(_))));
+        // A default route carries no destination at all.
+        let default = Route::via(net("0.0.0.0/0"), "192.168.49.1".parse().unwrap(), 2);
+        assert!(!default
+            .to_message()
+            .attributes
+            .iter()
+            .any(|a| matches!(a, RouteAttribute::Destination(_))));
+    }
+
+    #[test]
+    fn routes_outside_the_main_table_and_local_routes_are_not_read() {
+        let route = Route::via(net("10.244.2.0/24"), "192.168.49.3".parse().unwrap(), 2);
+        let mut other_table = route.to_message();
+        other_table.header.table = 255;
+        assert_eq!(Route::from_message(&wire(&other_table)), None);
+        // Tables above 255 are told only by the attribute.
+        let mut large_table = route.to_message();
+        large_table.attributes.push(RouteAttribute::Table(1000));
+        assert_eq!(Route::from_message(&wire(&large_table)), None);
+        let mut local = route.to_message();
+        local.header.kind = RouteType::Local;
+        assert_eq!(Route::from_message(&wire(&local)), None);
+        let mut bridge = route.to_message();
+        bridge.header.address_family = AddressFamily::Bridge;
+        assert_eq!(Route::from_message(&bridge), None);
+    }
+
+    #[test]
+    fn describe_spells_a_route_as_ip_route_does() {
+        let via = Route::via(net("10.244.2.0/24"), "192.168.49.3".parse().unwrap(), 2);
+        assert_eq!(
+            via.describe(),
+            "10.244.2.0/24 via 192.168.49.3 dev 2 proto 74"
+        );
+        let named = via.describe_with(|i| (i == 2).then(|| "eth0".to_owned()));
+        assert_eq!(named, "10.244.2.0/24 via 192.168.49.3 dev eth0 proto 74");
+        let hole = Route {
+            blackhole: true,
+            oif: None,
+            metric: 1024,
+            ..Route::direct(net("fd00:244:1::/64"), 0)
+        };
+        assert_eq!(
+            hole.describe(),
+            "blackhole fd00:244:1::/64 proto 74 metric 1024"
+        );
+    }
+}
