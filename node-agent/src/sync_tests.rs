@@ -321,7 +321,7 @@ fn a_foreign_route_to_a_peer_is_left_or_replaced_as_the_policy_says() {
     assert_eq!(t.text, TO_B);
     assert_eq!(
         t.foreign.text,
-        "10.244.2.0/24 via 192.168.49.1 dev eth0 proto 4"
+        "10.244.2.0/24 via 192.168.49.1 dev eth0 proto static"
     );
     let s = sync_with(&mut k, &n, &replace);
     assert!(s.changes.replaced.is_empty(), "replaced once");

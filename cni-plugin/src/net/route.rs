@@ -18,6 +18,33 @@ pub const JALUR_ROUTE_PROTOCOL: u8 = 74;
 
 const RT_TABLE_MAIN: u8 = 254;
 
+/// The route protocols `ip route` prints by name: iproute2's `rt_protos` table. Any other
+/// (Jalur's 74 among them) it prints as its number.
+const PROTOCOL_NAMES: [(u8, &str); 22] = [
+    (0, "unspec"),
+    (1, "redirect"),
+    (2, "kernel"),
+    (3, "boot"),
+    (4, "static"),
+    (8, "gated"),
+    (9, "ra"),
+    (10, "mrt"),
+    (11, "zebra"),
+    (12, "bird"),
+    (13, "dnrouted"),
+    (14, "xorp"),
+    (15, "ntk"),
+    (16, "dhcp"),
+    (18, "keepalived"),
+    (42, "babel"),
+    (99, "openr"),
+    (186, "bgp"),
+    (187, "isis"),
+    (188, "ospf"),
+    (189, "rip"),
+    (192, "eigrp"),
+];
+
 /// The scope of a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteScope {
@@ -100,7 +127,8 @@ impl Route {
     }
 
     /// `ip route` spelling of this route, with interface names where `name` knows them
-    /// (`10.244.2.0/24 via 192.168.10.3 dev eth0 proto 74`).
+    /// (`10.244.2.0/24 via 192.168.10.3 dev eth0 proto 74`) and the protocol by the name
+    /// `ip route` gives it (`proto static`), else by its number.
     pub fn describe_with(&self, name: impl Fn(u32) -> Option<String>) -> String {
         let mut s = if self.blackhole {
             format!("blackhole {}", self.dst)
@@ -117,7 +145,10 @@ impl Route {
         if self.onlink {
             s.push_str(" onlink");
         }
-        s.push_str(&format!(" proto {}", self.protocol));
+        match PROTOCOL_NAMES.iter().find(|(p, _)| *p == self.protocol) {
+            Some((_, name)) => s.push_str(&format!(" proto {name}")),
+            None => s.push_str(&format!(" proto {}", self.protocol)),
+        }
         if self.metric != 0 {
             s.push_str(&format!(" metric {}", self.metric));
         }
@@ -391,5 +422,27 @@ mod tests {
             hole.describe(),
             "blackhole fd00:244:1::/64 proto 74 metric 1024"
         );
+    }
+
+    #[test]
+    fn protocols_are_spelled_as_ip_route_spells_them() {
+        let proto = |protocol| {
+            Route {
+                protocol,
+                ..Route::direct(net("192.168.49.0/24"), 2)
+            }
+            .describe()
+        };
+        assert_eq!(proto(2), "192.168.49.0/24 dev 2 proto kernel");
+        assert_eq!(proto(3), "192.168.49.0/24 dev 2 proto boot");
+        assert_eq!(proto(4), "192.168.49.0/24 dev 2 proto static");
+        assert_eq!(proto(12), "192.168.49.0/24 dev 2 proto bird");
+        assert_eq!(proto(16), "192.168.49.0/24 dev 2 proto dhcp");
+        assert_eq!(proto(186), "192.168.49.0/24 dev 2 proto bgp");
+        assert_eq!(
+            proto(JALUR_ROUTE_PROTOCOL),
+            "192.168.49.0/24 dev 2 proto 74"
+        );
+        assert_eq!(proto(200), "192.168.49.0/24 dev 2 proto 200");
     }
 }
