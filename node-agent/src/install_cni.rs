@@ -309,6 +309,11 @@ mod tests {
         }
     }
 
+    const ALL_INSTALLED: [(&str, Outcome); 2] = [
+        ("jalur", Outcome::Installed),
+        ("jalur-ipam", Outcome::Installed),
+    ];
+
     #[test]
     fn installs_atomically_with_mode_0755_and_only_when_different() {
         let from = tempfile::tempdir().unwrap();
@@ -321,13 +326,7 @@ mod tests {
         fs::write(to.join("portmap"), "other").unwrap();
 
         let first = install(from.path(), &to).unwrap();
-        assert_eq!(
-            first,
-            vec![
-                ("jalur", Outcome::Installed),
-                ("jalur-ipam", Outcome::Installed)
-            ]
-        );
+        assert_eq!(first, ALL_INSTALLED);
         for name in PLUGINS {
             let meta = fs::metadata(to.join(name)).unwrap();
             assert_eq!(meta.mode() & 0o7777, 0o755, "{name}");
@@ -355,13 +354,7 @@ mod tests {
         fs::write(from.path().join("jalur"), "#!/bin/sh\necho v2\n").unwrap();
         fs::set_permissions(to.join("jalur-ipam"), fs::Permissions::from_mode(0o644)).unwrap();
         let third = install(from.path(), &to).unwrap();
-        assert_eq!(
-            third,
-            vec![
-                ("jalur", Outcome::Installed),
-                ("jalur-ipam", Outcome::Installed)
-            ]
-        );
+        assert_eq!(third, ALL_INSTALLED);
         assert_eq!(
             fs::metadata(to.join("jalur-ipam")).unwrap().mode() & 0o7777,
             0o755

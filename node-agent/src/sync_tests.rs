@@ -3,25 +3,8 @@
 
 use super::*;
 use crate::kernel::fake::{FakeKernel, ETH0};
+use crate::plan::tests::{node, nodes};
 use crate::plan::PeerRoute;
-
-fn node(name: &str, ip: &str, cidr: &str) -> NodeInfo {
-    NodeInfo {
-        name: name.into(),
-        addresses: vec![ip.parse().unwrap()],
-        pod_cidrs: vec![cidr.parse().unwrap()],
-        created: None,
-    }
-}
-
-/// This node `a`; `b` on its subnet (routed directly); `c` on another (over the overlay).
-fn nodes() -> Vec<NodeInfo> {
-    vec![
-        node("a", "192.168.49.2", "10.244.1.0/24"),
-        node("b", "192.168.49.3", "10.244.2.0/24"),
-        node("c", "192.168.50.4", "10.244.3.0/24"),
-    ]
-}
 
 fn policy(mode: Mode, replace_foreign_routes: bool) -> Policy {
     Policy {
@@ -63,12 +46,21 @@ fn all_ok(s: &Synced) -> bool {
     s.overlay.is_ok() && s.routes.is_ok() && s.forwarding.iter().all(|(_, r)| r.is_ok())
 }
 
+/// `DST via GW dev eth0 proto static`: a route someone else made.
+fn static_route(dst: &str, gateway: &str) -> Route {
+    Route {
+        protocol: 4,
+        ..Route::via(dst.parse().unwrap(), gateway.parse().unwrap(), ETH0)
+    }
+}
+
 const BLACKHOLE: &str = "blackhole 10.244.1.0/24 proto 74";
 const TO_B: &str = "10.244.2.0/24 via 192.168.49.3 dev eth0 proto 74";
 const TO_C: &str = "10.244.3.0/24 via 10.244.3.0 dev jalur.vxlan onlink proto 74";
 
 #[test]
 fn a_node_already_right_changes_nothing() {
+    // This node `a`; `b` on its subnet (routed directly); `c` on another (over the overlay).
     let mut k = kernel();
     let n = nodes();
     let first = sync_auto(&mut k, &n);
@@ -115,14 +107,7 @@ fn a_stale_jalur_route_goes_and_foreign_and_pod_routes_stay() {
         "192.168.49.9".parse().unwrap(),
         ETH0,
     );
-    let foreign = Route {
-        protocol: 4, // static
-        ..Route::via(
-            "10.99.0.0/16".parse().unwrap(),
-            "192.168.49.1".parse().unwrap(),
-            ETH0,
-        )
-    };
+    let foreign = static_route("10.99.0.0/16", "192.168.49.1");
     k.routes
         .extend([pod.clone(), stale.clone(), foreign.clone()]);
     let s = sync_auto(&mut k, &nodes());
@@ -293,14 +278,7 @@ fn the_kernels_failures_are_reported_per_part_and_the_other_parts_go_on() {
 
 #[test]
 fn a_foreign_route_to_a_peer_is_left_or_replaced_as_the_policy_says() {
-    let foreign = Route {
-        protocol: 4, // static
-        ..Route::via(
-            "10.244.2.0/24".parse().unwrap(),
-            "192.168.49.1".parse().unwrap(),
-            ETH0,
-        )
-    };
+    let foreign = static_route("10.244.2.0/24", "192.168.49.1");
     let n = nodes();
 
     let mut k = kernel();
