@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use jalur_cni_plugin::net::{format_mac, Link, Neighbour, NetError, Route};
 
 use super::Kernel;
-use crate::vxlan::{FdbEntry, VxlanNetlink, VxlanSpec};
+use crate::vxlan::{fdb_op, FdbEntry, VxlanNetlink, VxlanSpec};
 
 /// The node. Index 1 is `lo`, 2 the underlay `eth0` (see [`FakeKernel::node`]).
 #[derive(Debug, Default)]
@@ -131,6 +131,23 @@ impl FakeKernel {
         }
     }
 
+    /// Deletes, as the kernel would for `op`, the first entry of the list `of` picks that
+    /// `found` matches; `Ok(false)` when none does.
+    fn delete<T>(
+        &mut self,
+        op: String,
+        of: fn(&mut FakeKernel) -> &mut Vec<T>,
+        found: impl Fn(&T) -> bool,
+    ) -> Result<bool, NetError> {
+        let Some(at) = of(self).iter().position(found) else {
+            self.check(&op)?;
+            return Ok(false);
+        };
+        self.change(op)?;
+        of(self).remove(at);
+        Ok(true)
+    }
+
     /// Checks `op` and, when it may go on, records it as a change.
     fn change(&mut self, op: String) -> Result<(), NetError> {
         self.check(&op)?;
@@ -236,18 +253,11 @@ impl Kernel for FakeKernel {
     /// As the kernel: only a route that matches in destination, gateway, interface and
     /// protocol goes.
     fn delete_route(&mut self, route: &Route) -> Result<bool, NetError> {
-        let op = format!("ip route del {}", route.describe());
-        let found = self
-            .routes
-            .iter()
-            .position(|r| r.same_as(route) && r.protocol == route.protocol);
-        let Some(at) = found else {
-            self.check(&op)?;
-            return Ok(false);
-        };
-        self.change(op)?;
-        self.routes.remove(at);
-        Ok(true)
+        self.delete(
+            format!("ip route del {}", route.describe()),
+            |k| &mut k.routes,
+            |r| r.same_as(route) && r.protocol == route.protocol,
+        )
     }
 
     fn permanent_neighbours(&mut self, index: u32) -> Result<Vec<Neighbour>, NetError> {
@@ -274,18 +284,11 @@ impl Kernel for FakeKernel {
     }
 
     fn delete_neighbour(&mut self, n: &Neighbour) -> Result<bool, NetError> {
-        let op = format!("ip neigh del {} dev {}", n.ip, n.index);
-        let Some(at) = self
-            .neighbours
-            .iter()
-            .position(|have| (have.index, have.ip) == (n.index, n.ip))
-        else {
-            self.check(&op)?;
-            return Ok(false);
-        };
-        self.change(op)?;
-        self.neighbours.remove(at);
-        Ok(true)
+        self.delete(
+            format!("ip neigh del {} dev {}", n.ip, n.index),
+            |k| &mut k.neighbours,
+            |have| (have.index, have.ip) == (n.index, n.ip),
+        )
     }
 
     fn set_sysctl(&mut self, key: &str, value: &str) -> io::Result<()> {
@@ -334,27 +337,13 @@ impl VxlanNetlink for FakeKernel {
     }
 
     fn add_fdb(&mut self, index: u32, entry: &FdbEntry) -> Result<(), NetError> {
-        self.change(format!(
-            "bridge fdb append {} dev {index} dst {} self permanent",
-            format_mac(&entry.mac),
-            entry.dst
-        ))?;
+        self.change(fdb_op("append", index, entry))?;
         self.fdb.push((index, entry.clone()));
         Ok(())
     }
 
     fn delete_fdb(&mut self, index: u32, entry: &FdbEntry) -> Result<bool, NetError> {
-        let op = format!(
-            "bridge fdb del {} dev {index} dst {} self",
-            format_mac(&entry.mac),
-            entry.dst
-        );
-        let Some(at) = self.fdb.iter().position(|(i, e)| *i == index && e == entry) else {
-            self.check(&op)?;
-            return Ok(false);
-        };
-        self.change(op)?;
-        self.fdb.remove(at);
-        Ok(true)
+        let op = fdb_op("del", index, entry);
+        self.delete(op, |k| &mut k.fdb, |(i, e)| *i == index && e == entry)
     }
 }
