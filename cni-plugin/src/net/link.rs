@@ -274,14 +274,7 @@ impl Netlink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netlink_packet_core::{Emitable, Parseable};
-
-    /// `msg` as it goes over the socket, read back.
-    fn wire(msg: &LinkMessage) -> LinkMessage {
-        let mut bytes = vec![0; msg.buffer_len()];
-        msg.emit(&mut bytes);
-        LinkMessage::parse(&bytes[..]).expect("a link message parses")
-    }
+    use crate::net::wire;
 
     #[test]
     fn a_link_reads_from_what_the_kernel_reports() {

@@ -319,14 +319,7 @@ impl Netlink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netlink_packet_core::{Emitable, Parseable};
-
-    /// `msg` as the kernel would read it off the socket, read back.
-    fn wire(msg: &RouteMessage) -> RouteMessage {
-        let mut bytes = vec![0; msg.buffer_len()];
-        msg.emit(&mut bytes);
-        RouteMessage::parse(&bytes[..]).expect("a route message parses")
-    }
+    use crate::net::wire;
 
     fn net(s: &str) -> IpNet {
         s.parse().unwrap()
