@@ -59,7 +59,7 @@ pub struct ForeignRoute {
     pub dst: IpNet,
     /// Its metric (the kernel's priority: IPv4 default 0, IPv6 1024).
     pub metric: u32,
-    /// The route as `ip route` spells it: `10.244.2.0/24 via 192.168.10.1 dev eth0 proto 4`.
+    /// The route as `ip route` spells it: `10.244.2.0/24 via 192.168.10.1 dev eth0 proto static`.
     pub text: String,
 }
 

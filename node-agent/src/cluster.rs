@@ -69,19 +69,30 @@ impl NodeInfo {
     }
 }
 
+/// Why a text is not a NodeList: the parser's own words.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// As JSON (the text starts with `{`).
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// As YAML.
+    #[error(transparent)]
+    Yaml(#[from] serde_saphyr::Error),
+}
+
 /// Parses a NodeList (JSON or YAML) into nodes, sorted by name. Only the fields routing
 /// needs are decoded (the rest of each Node is skipped), and JSON takes the fast JSON parser:
 /// a 5000-node list is read in a few milliseconds.
-pub fn parse_node_list(text: &str) -> Result<Vec<NodeInfo>, String> {
+pub fn parse_node_list(text: &str) -> Result<Vec<NodeInfo>, ParseError> {
     #[derive(serde::Deserialize)]
     struct List {
         #[serde(default)]
         items: Vec<Node>,
     }
     let list: List = if text.trim_start().starts_with('{') {
-        serde_json::from_str(text).map_err(|e| e.to_string())?
+        serde_json::from_str(text)?
     } else {
-        serde_saphyr::from_str(text).map_err(|e| e.to_string())?
+        serde_saphyr::from_str(text)?
     };
     let mut nodes: Vec<NodeInfo> = list.items.iter().filter_map(NodeInfo::from_node).collect();
     nodes.sort();

@@ -44,7 +44,7 @@ fn static_route(dst: &str, metric: u32) -> ForeignRoute {
     ForeignRoute {
         dst: net(dst),
         metric,
-        text: format!("{dst} via 192.168.10.1 dev eth0 proto 4"),
+        text: format!("{dst} via 192.168.10.1 dev eth0 proto static"),
     }
 }
 
@@ -72,7 +72,7 @@ fn by_default_the_rejection_names_both_routes_and_nothing_is_replaced() {
     assert_eq!(r.rule, Rule::ForeignRoute);
     assert!(
         r.detail
-            .contains("`10.244.2.0/24 via 192.168.10.1 dev eth0 proto 4`"),
+            .contains("`10.244.2.0/24 via 192.168.10.1 dev eth0 proto static`"),
         "{r}"
     );
     assert!(

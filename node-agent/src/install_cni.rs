@@ -32,6 +32,64 @@ pub enum Outcome {
     Unchanged,
 }
 
+/// Why `install-cni` (or the removal of the plugins, or turning forwarding on) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// A plugin's source cannot be looked at.
+    #[error("cannot install {name}: source {} is missing or unreadable: {source}", path.display())]
+    Missing {
+        /// The plugin.
+        name: &'static str,
+        /// Its source.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A plugin's source is a directory, a device, ….
+    #[error("cannot install {name}: source {} is not a regular file", path.display())]
+    NotAFile {
+        /// The plugin.
+        name: &'static str,
+        /// Its source.
+        path: PathBuf,
+    },
+    /// The target dir cannot be created.
+    #[error("cannot create {}: {source}", path.display())]
+    CreateDir {
+        /// The dir.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A source cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The source.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A plugin cannot be written in place.
+    #[error("cannot install {}: {source}", path.display())]
+    Write {
+        /// The target.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A plugin cannot be removed.
+    #[error("cannot remove {}: {source}", path.display())]
+    Remove {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A forwarding sysctl cannot be set (the error names the `sysctl -w`).
+    #[error(transparent)]
+    Forwarding(io::Error),
+}
+
 /// Whether `file` is a temp file left by a writer of `name` (`.<name>.tmp.<anything>`, the
 /// names of [`jalur_ipam::atomic_file::temp_path`]).
 fn is_temp_of(file: &OsStr, name: &str) -> bool {
@@ -44,35 +102,30 @@ fn is_temp_of(file: &OsStr, name: &str) -> bool {
 /// Copies [`PLUGINS`] from `from` into `to` (created if missing). Every source is checked
 /// before anything is written, so a missing one changes nothing. Returns each plugin's
 /// outcome, in [`PLUGINS`] order.
-pub fn install(from: &Path, to: &Path) -> Result<Vec<(&'static str, Outcome)>, String> {
+pub fn install(from: &Path, to: &Path) -> Result<Vec<(&'static str, Outcome)>, InstallError> {
     let mut sources = Vec::new();
     for name in PLUGINS {
-        let src = from.join(name);
-        let meta = fs::metadata(&src).map_err(|e| {
-            format!(
-                "cannot install {name}: source {} is missing or unreadable: {e}",
-                src.display()
-            )
-        })?;
-        if !meta.is_file() {
-            return Err(format!(
-                "cannot install {name}: source {} is not a regular file",
-                src.display()
-            ));
+        let path = from.join(name);
+        match fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => sources.push((name, path)),
+            Ok(_) => return Err(InstallError::NotAFile { name, path }),
+            Err(source) => return Err(InstallError::Missing { name, path, source }),
         }
-        sources.push((name, src));
     }
-    fs::create_dir_all(to).map_err(|e| format!("cannot create {}: {e}", to.display()))?;
+    fs::create_dir_all(to).map_err(|source| InstallError::CreateDir {
+        path: to.to_owned(),
+        source,
+    })?;
     remove_temps(to, &PLUGINS);
     let mut outcomes = Vec::new();
     for (name, src) in sources {
-        let data = fs::read(&src).map_err(|e| format!("cannot read {}: {e}", src.display()))?;
+        let data = fs::read(&src).map_err(|source| InstallError::Read { path: src, source })?;
         let dst = to.join(name);
         let outcome = if is_same(&dst, &data) {
             Outcome::Unchanged
         } else {
             write_executable(&dst, &data)
-                .map_err(|e| format!("cannot install {}: {e}", dst.display()))?;
+                .map_err(|source| InstallError::Write { path: dst, source })?;
             Outcome::Installed
         };
         outcomes.push((name, outcome));
@@ -98,14 +151,14 @@ fn write_executable(dst: &Path, data: &[u8]) -> io::Result<()> {
 
 /// Removes [`PLUGINS`] (and leftover temp files of them) from `dir`; returns what it
 /// removed. Other files in `dir` stay; a missing file or dir is not an error.
-pub fn uninstall(dir: &Path) -> Result<Vec<PathBuf>, String> {
+pub fn uninstall(dir: &Path) -> Result<Vec<PathBuf>, InstallError> {
     let mut removed = remove_temps(dir, &PLUGINS);
     for name in PLUGINS {
         let path = dir.join(name);
         match fs::remove_file(&path) {
             Ok(()) => removed.push(path),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("cannot remove {}: {e}", path.display())),
+            Err(source) => return Err(InstallError::Remove { path, source }),
         }
     }
     Ok(removed)
@@ -137,13 +190,13 @@ pub enum Family {
 }
 
 /// Turns forwarding on for each family (a no-op where it is already on).
-pub fn enable_forwarding(families: &[Family]) -> Result<(), String> {
+pub fn enable_forwarding(families: &[Family]) -> Result<(), InstallError> {
     for family in families {
         let key = match family {
             Family::Ipv4 => "net/ipv4/ip_forward",
             Family::Ipv6 => "net/ipv6/conf/all/forwarding",
         };
-        jalur_cni_plugin::net::sysctl::ensure(key, "1").map_err(|e| e.to_string())?;
+        jalur_cni_plugin::net::sysctl::ensure(key, "1").map_err(InstallError::Forwarding)?;
     }
     Ok(())
 }
@@ -158,10 +211,10 @@ pub fn enable_forwarding(families: &[Family]) -> Result<(), String> {
 ///
 /// The IPAM store under `<state_dir>/ipam` clears its own temp files under its lock, so it is
 /// not touched here (a plugin may be writing there right now).
-pub fn remove_stale(conf_dir: &Path, state_dir: &Path) -> Vec<(PathBuf, Result<(), String>)> {
+pub fn remove_stale(conf_dir: &Path, state_dir: &Path) -> Vec<(PathBuf, io::Result<()>)> {
     let mut done = Vec::new();
     let mut remove = |path: PathBuf| {
-        let result = fs::remove_file(&path).map_err(|e| e.to_string());
+        let result = fs::remove_file(&path);
         done.push((path, result));
     };
     if let Ok(entries) = fs::read_dir(conf_dir) {
@@ -231,6 +284,11 @@ mod tests {
         }
     }
 
+    const ALL_INSTALLED: [(&str, Outcome); 2] = [
+        ("jalur", Outcome::Installed),
+        ("jalur-ipam", Outcome::Installed),
+    ];
+
     #[test]
     fn installs_atomically_with_mode_0755_and_only_when_different() {
         let from = tempfile::tempdir().unwrap();
@@ -243,13 +301,7 @@ mod tests {
         fs::write(to.join("portmap"), "other").unwrap();
 
         let first = install(from.path(), &to).unwrap();
-        assert_eq!(
-            first,
-            vec![
-                ("jalur", Outcome::Installed),
-                ("jalur-ipam", Outcome::Installed)
-            ]
-        );
+        assert_eq!(first, ALL_INSTALLED);
         for name in PLUGINS {
             let meta = fs::metadata(to.join(name)).unwrap();
             assert_eq!(meta.mode() & 0o7777, 0o755, "{name}");
@@ -277,13 +329,7 @@ mod tests {
         fs::write(from.path().join("jalur"), "#!/bin/sh\necho v2\n").unwrap();
         fs::set_permissions(to.join("jalur-ipam"), fs::Permissions::from_mode(0o644)).unwrap();
         let third = install(from.path(), &to).unwrap();
-        assert_eq!(
-            third,
-            vec![
-                ("jalur", Outcome::Installed),
-                ("jalur-ipam", Outcome::Installed)
-            ]
-        );
+        assert_eq!(third, ALL_INSTALLED);
         assert_eq!(
             fs::metadata(to.join("jalur-ipam")).unwrap().mode() & 0o7777,
             0o755
@@ -296,7 +342,7 @@ mod tests {
         let from = tempfile::tempdir().unwrap();
         let to = tempfile::tempdir().unwrap();
         fs::write(from.path().join("jalur"), "x").unwrap();
-        let err = install(from.path(), to.path()).unwrap_err();
+        let err = install(from.path(), to.path()).unwrap_err().to_string();
         assert!(err.contains("jalur-ipam"), "{err}");
         assert!(err.contains(&from.path().display().to_string()), "{err}");
         assert_eq!(fs::read_dir(to.path()).unwrap().count(), 0);

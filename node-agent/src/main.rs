@@ -11,6 +11,8 @@ use tokio::sync::watch;
 
 use jalur_node_agent::cli::{Cli, Command, InstallCniArgs, RunArgs, UninstallArgs};
 use jalur_node_agent::cniconf::CniConf;
+use jalur_node_agent::error::{Error, UninstallError, UninstallStep};
+use jalur_node_agent::install_cni::InstallError;
 use jalur_node_agent::{firewall, install_cni, metrics, nft, reconciler, source, sync};
 
 fn cni_conf(args: &RunArgs) -> CniConf {
@@ -44,15 +46,14 @@ fn init_logging(json: bool) {
 }
 
 /// Runs every step even when one fails, and reports all failures together.
-fn uninstall(args: &UninstallArgs) -> Result<(), String> {
+fn uninstall(args: &UninstallArgs) -> Result<(), UninstallError> {
     let mut errors = Vec::new();
     let removed = jalur_cni_plugin::net::Netlink::open()
-        .map_err(|e| e.to_string())
-        .and_then(|mut nl| sync::remove_all(&mut nl).map_err(|e| e.to_string()))
-        .map_err(|e| errors.push(format!("removing routes and devices: {e}")))
+        .and_then(|mut nl| sync::remove_all(&mut nl))
+        .map_err(|e| errors.push(UninstallStep::Routes(e)))
         .unwrap_or(0);
     let table = nft::delete(firewall::TABLE)
-        .map_err(|e| errors.push(format!("removing the nftables table: {e}")))
+        .map_err(|e| errors.push(UninstallStep::Firewall(e)))
         .unwrap_or(false);
     let conf = CniConf {
         conf_dir: args.cni_conf_dir.clone(),
@@ -61,13 +62,13 @@ fn uninstall(args: &UninstallArgs) -> Result<(), String> {
         cni_version: String::new(),
     };
     if let Err(e) = conf.remove() {
-        errors.push(format!("removing the CNI config: {e}"));
+        errors.push(UninstallStep::CniConfig(e));
     }
     // The IPAM store (the conflist's `dataDir`); the state dir itself goes only when empty.
     let ipam = args.state_dir.join("ipam");
     match std::fs::remove_dir_all(&ipam) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            errors.push(format!("removing the IPAM store {}: {e}", ipam.display()))
+        Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+            errors.push(UninstallStep::IpamStore { path: ipam, source })
         }
         _ => {}
     }
@@ -76,7 +77,7 @@ fn uninstall(args: &UninstallArgs) -> Result<(), String> {
     if let Some(dir) = &args.cni_bin_dir {
         match install_cni::uninstall(dir) {
             Ok(removed) => binaries = removed,
-            Err(e) => errors.push(e),
+            Err(e) => errors.push(e.into()),
         }
     }
     tracing::info!(
@@ -88,11 +89,11 @@ fn uninstall(args: &UninstallArgs) -> Result<(), String> {
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(errors.join("; "))
+        Err(UninstallError(errors))
     }
 }
 
-fn install_cni(args: &InstallCniArgs) -> Result<(), String> {
+fn install_cni(args: &InstallCniArgs) -> Result<(), InstallError> {
     for (name, outcome) in install_cni::install(&args.from, &args.to)? {
         let path = args.to.join(name);
         match outcome {
@@ -122,11 +123,8 @@ fn remove_stale(args: &RunArgs) {
     }
 }
 
-async fn run(args: RunArgs) -> Result<(), String> {
-    let node_name = args
-        .node_name
-        .clone()
-        .ok_or("--node-name (or NODE_NAME) is required")?;
+async fn run(args: RunArgs) -> Result<(), Error> {
+    let node_name = args.node_name.clone().ok_or(Error::NoNodeName)?;
     let (view_tx, view_rx) = watch::channel(None);
     match (&args.nodes_file, &args.kubeconfig) {
         (Some(path), _) => {
@@ -140,7 +138,10 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let stats = Arc::new(Mutex::new(metrics::Stats::default()));
     let listener = metrics::bind(args.metrics_addr)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.metrics_addr))?;
+        .map_err(|source| Error::Listen {
+            addr: args.metrics_addr,
+            source,
+        })?;
     tokio::spawn(metrics::serve(listener, stats.clone()));
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -157,25 +158,26 @@ async fn run(args: RunArgs) -> Result<(), String> {
     tracing::info!(node = %node_name, mode = ?args.mode, "jalur-agent starting");
     remove_stale(&args);
     let conf = cni_conf(&args);
-    reconciler::run(args, node_name, conf, view_rx, stats, stop_rx).await
+    Ok(reconciler::run(args, node_name, conf, view_rx, stats, stop_rx).await?)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.run.log_json);
     let result = match cli.command {
-        Some(Command::Uninstall(args)) => uninstall(&args),
-        Some(Command::InstallCni(args)) => install_cni(&args),
+        Some(Command::Uninstall(args)) => uninstall(&args).map_err(Error::from),
+        Some(Command::InstallCni(args)) => install_cni(&args).map_err(Error::from),
         None => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
-            .map_err(|e| e.to_string())
+            .map_err(Error::Runtime)
             .and_then(|rt| rt.block_on(run(cli.run))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // Once: each error's message already spells the errors under it.
             tracing::error!("{e}");
             ExitCode::FAILURE
         }

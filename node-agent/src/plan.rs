@@ -362,10 +362,11 @@ fn tunnel(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn node(name: &str, ip: &str, cidr: &str) -> NodeInfo {
+    /// A node with one InternalIP and one pod CIDR.
+    pub(crate) fn node(name: &str, ip: &str, cidr: &str) -> NodeInfo {
         NodeInfo {
             name: name.into(),
             addresses: vec![ip.parse().unwrap()],
@@ -391,7 +392,21 @@ mod tests {
         }
     }
 
-    fn nodes() -> Vec<NodeInfo> {
+    /// The plan of node `n[0]` with nothing local to respect; the overlay device, if there,
+    /// at `overlay_index`.
+    fn plan_of(n: &[NodeInfo], ul: &Underlay, mode: Mode, overlay_index: Option<u32>) -> Plan {
+        plan(
+            Some(&n[0]),
+            n,
+            ul,
+            &Local::default(),
+            &policy(mode),
+            overlay_index,
+        )
+    }
+
+    /// This node `a`; `b` on its subnet; `c` on another.
+    pub(crate) fn nodes() -> Vec<NodeInfo> {
         vec![
             node("a", "192.168.49.2", "10.244.1.0/24"),
             node("b", "192.168.49.3", "10.244.2.0/24"),
@@ -402,14 +417,7 @@ mod tests {
     #[test]
     fn auto_routes_same_subnet_peers_directly_and_others_over_vxlan() {
         let n = nodes();
-        let p = plan(
-            Some(&n[0]),
-            &n,
-            &underlay(),
-            &Local::default(),
-            &policy(Mode::Auto),
-            Some(9),
-        );
+        let p = plan_of(&n, &underlay(), Mode::Auto, Some(9));
         assert_eq!(p.peers[0], ("b".into(), PeerRoute::Direct));
         assert_eq!(p.peers[1], ("c".into(), PeerRoute::Vxlan));
         let descr: Vec<String> = p.routes.iter().map(Route::describe).collect();
@@ -430,14 +438,7 @@ mod tests {
     #[test]
     fn direct_mode_uses_the_full_mtu_and_reports_unreachable_peers() {
         let n = nodes();
-        let p = plan(
-            Some(&n[0]),
-            &n,
-            &underlay(),
-            &Local::default(),
-            &policy(Mode::Direct),
-            None,
-        );
+        let p = plan_of(&n, &underlay(), Mode::Direct, None);
         assert_eq!(p.pod_mtu, 1500);
         assert!(p.overlay.is_none());
         assert!(matches!(p.peers[1].1, PeerRoute::Unroutable(_)));
@@ -447,14 +448,7 @@ mod tests {
     #[test]
     fn vxlan_mode_tunnels_every_peer() {
         let n = nodes();
-        let p = plan(
-            Some(&n[0]),
-            &n,
-            &underlay(),
-            &Local::default(),
-            &policy(Mode::Vxlan),
-            Some(9),
-        );
+        let p = plan_of(&n, &underlay(), Mode::Vxlan, Some(9));
         assert!(p.peers.iter().all(|(_, r)| *r == PeerRoute::Vxlan));
         assert_eq!(p.overlay.unwrap().peers.len(), 2);
     }
@@ -464,14 +458,7 @@ mod tests {
         let mut n = nodes();
         n[1].pod_cidrs.clear();
         n[2].addresses.clear();
-        let p = plan(
-            Some(&n[0]),
-            &n,
-            &underlay(),
-            &Local::default(),
-            &policy(Mode::Auto),
-            Some(9),
-        );
+        let p = plan_of(&n, &underlay(), Mode::Auto, Some(9));
         assert!(p
             .peers
             .iter()
@@ -490,14 +477,7 @@ mod tests {
             prefixes: vec!["fd00:49::/64".parse().unwrap()],
             ..underlay()
         };
-        let p = plan(
-            Some(&n[0]),
-            &n,
-            &ul,
-            &Local::default(),
-            &policy(Mode::Auto),
-            Some(9),
-        );
+        let p = plan_of(&n, &ul, Mode::Auto, Some(9));
         assert_eq!(p.peers[0], ("b".into(), PeerRoute::Direct));
         assert_eq!(p.peers[1], ("c".into(), PeerRoute::Vxlan));
         assert_eq!(p.pod_mtu, 1430);
@@ -535,14 +515,7 @@ mod tests {
             node("a", "192.168.49.2", "10.244.1.0/24"),
             node("c", "fd00:50::4", "10.244.3.0/24"),
         ];
-        let p = plan(
-            Some(&n[0]),
-            &n,
-            &underlay(),
-            &Local::default(),
-            &policy(Mode::Auto),
-            Some(9),
-        );
+        let p = plan_of(&n, &underlay(), Mode::Auto, Some(9));
         let PeerRoute::Unroutable(why) = &p.peers[0].1 else {
             panic!("{:?}", p.peers[0]);
         };
@@ -616,14 +589,7 @@ mod tests {
             ..underlay()
         };
         let n = &n[..2];
-        let p = plan(
-            Some(&n[0]),
-            n,
-            &ul,
-            &Local::default(),
-            &policy(Mode::Auto),
-            Some(9),
-        );
+        let p = plan_of(n, &ul, Mode::Auto, Some(9));
         assert_eq!(p.peers[0], ("b".into(), PeerRoute::Mixed));
         let descr: Vec<String> = p.routes.iter().map(Route::describe).collect();
         assert!(
@@ -647,14 +613,7 @@ mod tests {
             "only the IPv6 CIDR is tunnelled"
         );
 
-        let p = plan(
-            Some(&n[0]),
-            n,
-            &ul,
-            &Local::default(),
-            &policy(Mode::Direct),
-            None,
-        );
+        let p = plan_of(n, &ul, Mode::Direct, None);
         let PeerRoute::Partial(why) = &p.peers[0].1 else {
             panic!("{:?}", p.peers[0]);
         };

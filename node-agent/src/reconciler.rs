@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::nft::{self, FirewallSpec};
-use jalur_cni_plugin::net::Netlink;
+use jalur_cni_plugin::net::{NetError, Netlink};
 use tokio::sync::watch;
 
 use crate::claims::Rejection;
@@ -22,7 +22,26 @@ use crate::plan::{PeerRoute, Policy};
 use crate::repeat::{Failed, Repeated};
 use crate::source::View;
 use crate::sync;
-use crate::testhook;
+use crate::testhook::{self, Injected};
+
+/// Why Jalur's nftables table could not be made as it should be.
+#[derive(Debug, thiserror::Error)]
+pub enum FirewallError {
+    /// Injected by the test-only hook (`crate::testhook`).
+    #[error(transparent)]
+    Injected(#[from] Injected),
+    /// The table cannot be listed (to tell whether someone changed it).
+    #[error("listing table inet {table}: {source}")]
+    List {
+        /// The table's name.
+        table: String,
+        /// Why.
+        source: NetError,
+    },
+    /// The table cannot be applied, or read back once applied.
+    #[error(transparent)]
+    Nft(#[from] NetError),
+}
 
 /// What persists between syncs.
 struct State {
@@ -46,8 +65,8 @@ pub async fn run(
     mut view: watch::Receiver<View>,
     stats: SharedStats,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<(), String> {
-    let nl = Netlink::open().map_err(|e| e.to_string())?;
+) -> Result<(), NetError> {
+    let nl = Netlink::open()?;
     let state = Arc::new(Mutex::new(State {
         nl,
         firewall: None,
@@ -148,7 +167,10 @@ fn sync_once(
     let plan = &synced.plan;
     let fw = firewall::spec(args, &plan.pod_network);
     let masquerade = fw.masquerade.is_some();
-    parts.insert(Part::Firewall, sync_firewall(fw, state).err());
+    parts.insert(
+        Part::Firewall,
+        sync_firewall(fw, state).err().map(|e| e.to_string()),
+    );
     let served = synced.served();
     let cni = if served.is_empty() {
         Ok(())
@@ -244,19 +266,21 @@ fn sync_once(
 /// Makes Jalur's nftables table as `fw` says: applied when it differs from the last one
 /// applied, and again when someone else changed the table (a flushed or edited chain, a
 /// deleted table), which its fingerprint tells.
-fn sync_firewall(fw: FirewallSpec, state: &mut State) -> Result<(), String> {
-    testhook::injected(Part::Firewall).map_err(|e| e.to_string())?;
-    let print =
-        nft::fingerprint(&fw.table).map_err(|e| format!("listing table inet {}: {e}", fw.table))?;
+fn sync_firewall(fw: FirewallSpec, state: &mut State) -> Result<(), FirewallError> {
+    testhook::injected(Part::Firewall)?;
+    let print = nft::fingerprint(&fw.table).map_err(|source| FirewallError::List {
+        table: fw.table.clone(),
+        source,
+    })?;
     let same_spec = state.firewall.as_ref() == Some(&fw);
     if same_spec && state.firewall_print == Some(print) {
         return Ok(());
     }
-    nft::apply(&fw).map_err(|e| e.to_string())?;
+    nft::apply(&fw)?;
     if same_spec {
         tracing::warn!(table = %fw.table, "the nftables table was changed by someone else; put back as it should be");
     }
-    state.firewall_print = Some(nft::fingerprint(&fw.table).map_err(|e| e.to_string())?);
+    state.firewall_print = Some(nft::fingerprint(&fw.table)?);
     state.firewall = Some(fw);
     Ok(())
 }

@@ -2,24 +2,26 @@
 //! difference, and touch only what carries Jalur's marks (route protocol 74 not pointing at a
 //! pod's host end, the `jalur.vxlan` device, the `jalur` nftables table).
 //!
-//! Blocking: the agent runs it on a blocking thread. Safe to run again at any time: a run on a
-//! node that is already right changes nothing.
+//! It works through [`Kernel`] (the agent's netlink socket; an in-memory node in the unit
+//! tests). Blocking: the agent runs it on a blocking thread. Safe to run again at any time: a
+//! run on a node that is already right changes nothing.
 
 use ipnet::IpNet;
 use jalur_cni_plugin::attachment::HOST_IF_PREFIX;
-use jalur_cni_plugin::net::{sysctl, Neighbour, NetError, Netlink, Route, JALUR_ROUTE_PROTOCOL};
+use jalur_cni_plugin::net::{Neighbour, NetError, Route, JALUR_ROUTE_PROTOCOL};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::claims::{ForeignRoute, Local};
 use crate::cluster::NodeInfo;
 use crate::foreign::Takeover;
+use crate::kernel::Kernel;
 use crate::parts::Part;
 use crate::plan::{
     self, vxlan_overhead, Mode, OverlayPlan, Plan, Policy, Underlay, VNI, VXLAN_DEVICE, VXLAN_PORT,
 };
 use crate::testhook::{self, Injected};
-use crate::vxlan::{VxlanNetlink, VxlanSpec};
+use crate::vxlan::VxlanSpec;
 
 /// What one sync changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -71,7 +73,10 @@ fn hook(part: Part) -> Result<(), SyncError> {
 
 /// Finds the interface that holds the node's address (its first InternalIP found locally),
 /// or, when the node is not known yet, the one holding the IPv4 default route.
-pub fn discover_underlay(nl: &mut Netlink, me: Option<&NodeInfo>) -> Result<Underlay, SyncError> {
+pub fn discover_underlay(
+    nl: &mut dyn Kernel,
+    me: Option<&NodeInfo>,
+) -> Result<Underlay, SyncError> {
     let addrs = nl.all_addresses()?;
     let index = match me {
         Some(me) => me
@@ -113,7 +118,7 @@ pub fn discover_underlay(nl: &mut Netlink, me: Option<&NodeInfo>) -> Result<Unde
 /// the overlay device aside, which are the agent's), and the main table's routes that are
 /// not Jalur's: not protocol 74, and not through the overlay device or a pod's host end (the
 /// kernel's own routes for addresses there, such as an IPv6 tunnel address's /128).
-pub fn local_snapshot(nl: &mut Netlink) -> Result<Local, NetError> {
+pub fn local_snapshot(nl: &mut dyn Kernel) -> Result<Local, NetError> {
     let names: HashMap<u32, String> = nl.links()?.into_iter().map(|l| (l.index, l.name)).collect();
     let ours: Vec<u32> = names
         .iter()
@@ -170,7 +175,7 @@ fn vxlan_spec(overlay: &OverlayPlan, underlay: &Underlay) -> VxlanSpec {
 
 /// Makes sure the overlay device exists as `spec` says; returns its index and whether it
 /// was (re)created.
-fn ensure_vxlan(nl: &mut Netlink, spec: &VxlanSpec) -> Result<(u32, bool), SyncError> {
+fn ensure_vxlan(nl: &mut dyn Kernel, spec: &VxlanSpec) -> Result<(u32, bool), SyncError> {
     if let Some(link) = nl.link_by_name(&spec.name)? {
         if link.alias.as_deref() == Some(spec.alias.as_str()) && link.up {
             return Ok((link.index, false));
@@ -181,7 +186,11 @@ fn ensure_vxlan(nl: &mut Netlink, spec: &VxlanSpec) -> Result<(u32, bool), SyncE
     Ok((nl.create_vxlan(spec)?, true))
 }
 
-fn sync_overlay(nl: &mut Netlink, index: u32, overlay: &OverlayPlan) -> Result<usize, SyncError> {
+fn sync_overlay(
+    nl: &mut dyn Kernel,
+    index: u32,
+    overlay: &OverlayPlan,
+) -> Result<usize, SyncError> {
     let mut changes = 0;
     let have = nl.addresses(index)?;
     for net in &overlay.tunnel_addrs {
@@ -254,7 +263,7 @@ fn sync_overlay(nl: &mut Netlink, index: u32, overlay: &OverlayPlan) -> Result<u
 }
 
 /// The routes the agent owns now: protocol 74, not through a pod's host end.
-pub fn owned_routes(nl: &mut Netlink) -> Result<Vec<Route>, NetError> {
+pub fn owned_routes(nl: &mut dyn Kernel) -> Result<Vec<Route>, NetError> {
     let names: HashMap<u32, String> = nl.links()?.into_iter().map(|l| (l.index, l.name)).collect();
     let mut out = Vec::new();
     for v6 in [false, true] {
@@ -275,7 +284,7 @@ pub fn owned_routes(nl: &mut Netlink) -> Result<Vec<Route>, NetError> {
 /// route the kernel refuses) does not keep the others from being made.
 /// A route that replaces one of `takeovers` is recorded in `replaced`.
 fn sync_routes(
-    nl: &mut Netlink,
+    nl: &mut dyn Kernel,
     want: &[Route],
     takeovers: &[Takeover],
     replaced: &mut Vec<Takeover>,
@@ -320,7 +329,7 @@ fn forwarding_key(v6: bool) -> &'static str {
 
 /// Turns forwarding on for each family of the node's own pod CIDRs; returns, per family
 /// (false: IPv4), whether it is on.
-fn enable_forwarding(plan: &Plan) -> Vec<(bool, Result<(), SyncError>)> {
+fn enable_forwarding(nl: &mut dyn Kernel, plan: &Plan) -> Vec<(bool, Result<(), SyncError>)> {
     let mut families: Vec<bool> = plan.own_cidrs.iter().map(|c| c.addr().is_ipv6()).collect();
     families.sort();
     families.dedup();
@@ -329,7 +338,8 @@ fn enable_forwarding(plan: &Plan) -> Vec<(bool, Result<(), SyncError>)> {
         .map(|v6| {
             let key = forwarding_key(v6);
             let result = hook(Part::Forwarding).and_then(|()| {
-                sysctl::ensure(key, "1").map_err(|source| SyncError::Sysctl { key, source })
+                nl.set_sysctl(key, "1")
+                    .map_err(|source| SyncError::Sysctl { key, source })
             });
             (v6, result)
         })
@@ -367,7 +377,7 @@ impl Synced {
 }
 
 fn overlay_part(
-    nl: &mut Netlink,
+    nl: &mut dyn Kernel,
     draft: &Plan,
     underlay: &Underlay,
     mode: Mode,
@@ -404,7 +414,7 @@ fn overlay_part(
 /// One full sync: plan from the view, then make the kernel match, part by part. `Err` only
 /// when the node itself cannot be looked at (its underlay, its addresses and routes).
 pub fn sync(
-    nl: &mut Netlink,
+    nl: &mut dyn Kernel,
     me: Option<&NodeInfo>,
     nodes: &[NodeInfo],
     policy: &Policy,
@@ -416,7 +426,7 @@ pub fn sync(
     let (overlay_index, overlay) = overlay_part(nl, &draft, &underlay, policy.mode, &mut changes);
     let plan = plan::plan(me, nodes, &underlay, &local, policy, overlay_index);
     let forwarding = if me.is_some() {
-        enable_forwarding(&plan)
+        enable_forwarding(nl, &plan)
     } else {
         Vec::new()
     };
@@ -436,7 +446,7 @@ pub fn sync(
 }
 
 /// Removes every route and device the agent made (for `jalur-agent uninstall`).
-pub fn remove_all(nl: &mut Netlink) -> Result<usize, NetError> {
+pub fn remove_all(nl: &mut dyn Kernel) -> Result<usize, NetError> {
     let mut removed = 0;
     for r in owned_routes(nl)? {
         if nl.delete_route(&r)? {
@@ -448,3 +458,7 @@ pub fn remove_all(nl: &mut Netlink) -> Result<usize, NetError> {
     }
     Ok(removed)
 }
+
+#[cfg(test)]
+#[path = "sync_tests.rs"]
+mod tests;

@@ -150,13 +150,7 @@ impl VxlanNetlink for Netlink {
 
     fn add_fdb(&mut self, index: u32, entry: &FdbEntry) -> Result<(), NetError> {
         self.ack(
-            &|| {
-                format!(
-                    "bridge fdb append {} dev {index} dst {} self permanent",
-                    format_mac(&entry.mac),
-                    entry.dst
-                )
-            },
+            &|| fdb_op("append", index, entry),
             RouteNetlinkMessage::NewNeighbour(fdb_message(index, entry)),
             NLM_F_CREATE | NLM_F_APPEND,
         )
@@ -164,17 +158,22 @@ impl VxlanNetlink for Netlink {
 
     fn delete_fdb(&mut self, index: u32, entry: &FdbEntry) -> Result<bool, NetError> {
         found(self.ack(
-            &|| {
-                format!(
-                    "bridge fdb del {} dev {index} dst {} self",
-                    format_mac(&entry.mac),
-                    entry.dst
-                )
-            },
+            &|| fdb_op("del", index, entry),
             RouteNetlinkMessage::DelNeighbour(fdb_message(index, entry)),
             0,
         ))
     }
+}
+
+/// `bridge fdb append|del MAC dev INDEX dst IP self [permanent]`: a forwarding entry's
+/// request as the `bridge` command it equals.
+pub(crate) fn fdb_op(verb: &str, index: u32, entry: &FdbEntry) -> String {
+    let permanent = if verb == "append" { " permanent" } else { "" };
+    format!(
+        "bridge fdb {verb} {} dev {index} dst {} self{permanent}",
+        format_mac(&entry.mac),
+        entry.dst
+    )
 }
 
 fn fdb_message(index: u32, entry: &FdbEntry) -> NeighbourMessage {

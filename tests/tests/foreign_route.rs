@@ -41,7 +41,7 @@ fn a_foreign_route_to_a_peer_is_reported_and_left() {
     require_root();
     let net = 87;
     let c = start(net, "frleave", &[]);
-    let theirs = format!("10.{net}.2.0/24 via 192.168.{net}.1 dev eth0 proto 4");
+    let theirs = format!("10.{net}.2.0/24 via 192.168.{net}.1 dev eth0 proto static");
     let ours = format!("10.{net}.2.0/24 via 192.168.{net}.3 dev eth0 proto 74");
     let logged = wait_until(Duration::from_secs(10), || {
         !lines(&c.agent_log(0), "peer claim rejected").is_empty()
@@ -78,7 +78,7 @@ fn with_the_flag_a_foreign_route_to_a_peer_is_replaced_once_and_loudly() {
     require_root();
     let net = 88;
     let c = start(net, "frrepl", &["--replace-foreign-routes"]);
-    let theirs = format!("10.{net}.2.0/24 via 192.168.{net}.1 dev eth0 proto 4");
+    let theirs = format!("10.{net}.2.0/24 via 192.168.{net}.1 dev eth0 proto static");
     let ours = format!("10.{net}.2.0/24 via 192.168.{net}.3 dev eth0 proto 74");
     let replaced = wait_until(Duration::from_secs(10), || {
         route(&c, net).contains(&format!("via 192.168.{net}.3 dev eth0 proto 74"))

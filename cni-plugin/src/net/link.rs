@@ -262,3 +262,82 @@ impl Netlink {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::wire;
+
+    #[test]
+    fn a_link_reads_from_what_the_kernel_reports() {
+        let mut msg = LinkMessage::default();
+        msg.header.index = 7;
+        msg.header.flags = LinkFlags::Up | LinkFlags::Broadcast;
+        msg.attributes.extend([
+            LinkAttribute::IfName("jl0123456789abc".into()),
+            LinkAttribute::Address(vec![0xee; 6]),
+            LinkAttribute::Mtu(1450),
+            LinkAttribute::IfAlias("pod".into()),
+            LinkAttribute::Link(2),
+            LinkAttribute::LinkNetNsId(3),
+            LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Veth)]),
+        ]);
+        let link = Link::from_message(wire(&msg));
+        assert_eq!(
+            link,
+            Link {
+                index: 7,
+                name: "jl0123456789abc".into(),
+                mac: vec![0xee; 6],
+                mtu: 1450,
+                up: true,
+                kind: Some("veth".into()),
+                alias: Some("pod".into()),
+                peer: Some(2),
+                peer_netnsid: Some(3),
+            }
+        );
+        let down = Link::from_message(LinkMessage::default());
+        assert!(!down.up && down.kind.is_none() && down.alias.is_none());
+    }
+
+    #[test]
+    fn the_veth_request_carries_both_ends() {
+        let spec = VethSpec {
+            host_name: "jl0123456789abc".into(),
+            host_mac: Some([0xee; 6]),
+            host_up: true,
+            peer_name: "eth0".into(),
+            mtu: 1450,
+        };
+        let msg = wire(&veth_message(&spec, Some(42), true));
+        assert_eq!(msg.header.change_mask, LinkFlags::Up);
+        let host = Link::from_message(msg.clone());
+        assert_eq!(
+            (host.name.as_str(), host.mtu, host.up, host.mac.as_slice()),
+            ("jl0123456789abc", 1450, true, &[0xee; 6][..])
+        );
+        assert_eq!(host.kind.as_deref(), Some("veth"));
+        let peer = msg
+            .attributes
+            .iter()
+            .find_map(|a| match a {
+                LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+                    LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))) => Some(p.clone()),
+                    _ => None,
+                }),
+                _ => None,
+            })
+            .expect("the peer's request");
+        assert!(peer.attributes.contains(&LinkAttribute::NetNsFd(42)));
+        let peer = Link::from_message(peer);
+        assert_eq!(
+            (peer.name.as_str(), peer.mtu, peer.up),
+            ("eth0", 1450, false)
+        );
+
+        let here = veth_message(&spec, None, false);
+        assert!(!here.header.flags.contains(LinkFlags::Up));
+        assert!(!format!("{here:?}").contains("NetNsFd"));
+    }
+}

@@ -62,6 +62,17 @@ pub fn found(result: Result<(), NetError>) -> Result<bool, NetError> {
     }
 }
 
+/// `msg` as it goes over the socket, read back (for the tests of the messages' code).
+#[cfg(test)]
+fn wire<M>(msg: &M) -> M
+where
+    M: netlink_packet_core::Emitable + netlink_packet_core::Parseable<[u8]>,
+{
+    let mut bytes = vec![0; msg.buffer_len()];
+    msg.emit(&mut bytes);
+    M::parse(&bytes[..]).expect("what was emitted parses")
+}
+
 /// A MAC address as the usual colon-separated lower-case hex string.
 pub fn format_mac(mac: &[u8]) -> String {
     mac.iter()

@@ -18,6 +18,33 @@ pub const JALUR_ROUTE_PROTOCOL: u8 = 74;
 
 const RT_TABLE_MAIN: u8 = 254;
 
+/// The route protocols `ip route` prints by name: iproute2's `rt_protos` table. Any other
+/// (Jalur's 74 among them) it prints as its number.
+const PROTOCOL_NAMES: [(u8, &str); 22] = [
+    (0, "unspec"),
+    (1, "redirect"),
+    (2, "kernel"),
+    (3, "boot"),
+    (4, "static"),
+    (8, "gated"),
+    (9, "ra"),
+    (10, "mrt"),
+    (11, "zebra"),
+    (12, "bird"),
+    (13, "dnrouted"),
+    (14, "xorp"),
+    (15, "ntk"),
+    (16, "dhcp"),
+    (18, "keepalived"),
+    (42, "babel"),
+    (99, "openr"),
+    (186, "bgp"),
+    (187, "isis"),
+    (188, "ospf"),
+    (189, "rip"),
+    (192, "eigrp"),
+];
+
 /// The scope of a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteScope {
@@ -100,7 +127,8 @@ impl Route {
     }
 
     /// `ip route` spelling of this route, with interface names where `name` knows them
-    /// (`10.244.2.0/24 via 192.168.10.3 dev eth0 proto 74`).
+    /// (`10.244.2.0/24 via 192.168.10.3 dev eth0 proto 74`) and the protocol by the name
+    /// `ip route` gives it (`proto static`), else by its number.
     pub fn describe_with(&self, name: impl Fn(u32) -> Option<String>) -> String {
         let mut s = if self.blackhole {
             format!("blackhole {}", self.dst)
@@ -117,7 +145,10 @@ impl Route {
         if self.onlink {
             s.push_str(" onlink");
         }
-        s.push_str(&format!(" proto {}", self.protocol));
+        match PROTOCOL_NAMES.iter().find(|(p, _)| *p == self.protocol) {
+            Some((_, name)) => s.push_str(&format!(" proto {name}")),
+            None => s.push_str(&format!(" proto {}", self.protocol)),
+        }
         if self.metric != 0 {
             s.push_str(&format!(" metric {}", self.metric));
         }
@@ -336,6 +367,7 @@ impl Netlink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::wire;
 
     #[test]
     fn a_dump_by_protocol_asks_the_kernel_for_that_protocol_of_the_main_table() {
@@ -389,5 +421,123 @@ mod tests {
         answer.header.table = 255; // local
         answer.attributes.pop();
         assert_eq!(Route::from_message(&answer), None);
+    }
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn every_kind_of_route_reads_back_from_its_message() {
+        let v4_gw: IpAddr = "192.168.49.3".parse().unwrap();
+        let v6_gw: IpAddr = "fd00:244:3::".parse().unwrap();
+        let routes = [
+            Route::direct(net("10.244.1.5/32"), 7),
+            Route::via(net("10.244.2.0/24"), v4_gw, 2),
+            Route::via_onlink(net("fd00:244:3::/64"), v6_gw, 9),
+            Route {
+                blackhole: true,
+                oif: None,
+                ..Route::direct(net("10.244.1.0/24"), 0)
+            },
+            Route {
+                protocol: 4,
+                metric: 100,
+                scope: RouteScope::Universe,
+                ..Route::via(net("0.0.0.0/0"), "192.168.49.1".parse().unwrap(), 2)
+            },
+        ];
+        for route in routes {
+            let back = Route::from_message(&wire(&route.to_message()));
+            assert_eq!(back.as_ref(), Some(&route), "{}", route.describe());
+        }
+    }
+
+    #[test]
+    fn the_message_says_what_the_kernel_needs() {
+        let msg =
+            Route::via_onlink(net("10.244.3.0/24"), "10.244.3.0".parse().unwrap(), 9).to_message();
+        assert_eq!(msg.header.address_family, AddressFamily::Inet);
+        assert_eq!(msg.header.table, RT_TABLE_MAIN);
+        assert_eq!(
+            msg.header.protocol,
+            RouteProtocol::from(JALUR_ROUTE_PROTOCOL)
+        );
+        assert_eq!(msg.header.destination_prefix_length, 24);
+        assert!(msg.header.flags.contains(RouteFlags::Onlink));
+        assert!(msg.attributes.contains(&RouteAttribute::Oif(9)));
+        // No metric given: none sent, the kernel's default applies.
+        assert!(!msg
+            .attributes
+            .iter()
+            .any(|a| matches!(a, RouteAttribute::Priority(_))));
+        // A default route carries no destination at all.
+        let default = Route::via(net("0.0.0.0/0"), "192.168.49.1".parse().unwrap(), 2);
+        assert!(!default
+            .to_message()
+            .attributes
+            .iter()
+            .any(|a| matches!(a, RouteAttribute::Destination(_))));
+    }
+
+    #[test]
+    fn routes_outside_the_main_table_and_local_routes_are_not_read() {
+        let route = Route::via(net("10.244.2.0/24"), "192.168.49.3".parse().unwrap(), 2);
+        let mut other_table = route.to_message();
+        other_table.header.table = 255;
+        assert_eq!(Route::from_message(&wire(&other_table)), None);
+        // Tables above 255 are told only by the attribute.
+        let mut large_table = route.to_message();
+        large_table.attributes.push(RouteAttribute::Table(1000));
+        assert_eq!(Route::from_message(&wire(&large_table)), None);
+        let mut local = route.to_message();
+        local.header.kind = RouteType::Local;
+        assert_eq!(Route::from_message(&wire(&local)), None);
+        let mut bridge = route.to_message();
+        bridge.header.address_family = AddressFamily::Bridge;
+        assert_eq!(Route::from_message(&bridge), None);
+    }
+
+    #[test]
+    fn describe_spells_a_route_as_ip_route_does() {
+        let via = Route::via(net("10.244.2.0/24"), "192.168.49.3".parse().unwrap(), 2);
+        assert_eq!(
+            via.describe(),
+            "10.244.2.0/24 via 192.168.49.3 dev 2 proto 74"
+        );
+        let named = via.describe_with(|i| (i == 2).then(|| "eth0".to_owned()));
+        assert_eq!(named, "10.244.2.0/24 via 192.168.49.3 dev eth0 proto 74");
+        let hole = Route {
+            blackhole: true,
+            oif: None,
+            metric: 1024,
+            ..Route::direct(net("fd00:244:1::/64"), 0)
+        };
+        assert_eq!(
+            hole.describe(),
+            "blackhole fd00:244:1::/64 proto 74 metric 1024"
+        );
+    }
+
+    #[test]
+    fn protocols_are_spelled_as_ip_route_spells_them() {
+        let proto = |protocol| {
+            Route {
+                protocol,
+                ..Route::direct(net("192.168.49.0/24"), 2)
+            }
+            .describe()
+        };
+        assert_eq!(proto(2), "192.168.49.0/24 dev 2 proto kernel");
+        assert_eq!(proto(3), "192.168.49.0/24 dev 2 proto boot");
+        assert_eq!(proto(4), "192.168.49.0/24 dev 2 proto static");
+        assert_eq!(proto(12), "192.168.49.0/24 dev 2 proto bird");
+        assert_eq!(proto(16), "192.168.49.0/24 dev 2 proto dhcp");
+        assert_eq!(proto(186), "192.168.49.0/24 dev 2 proto bgp");
+        assert_eq!(
+            proto(JALUR_ROUTE_PROTOCOL),
+            "192.168.49.0/24 dev 2 proto 74"
+        );
+        assert_eq!(proto(200), "192.168.49.0/24 dev 2 proto 200");
     }
 }

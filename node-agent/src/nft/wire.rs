@@ -131,11 +131,10 @@ fn message_type(kind: u8) -> u16 {
     NFNL_SUBSYS_NFTABLES << 8 | u16::from(kind)
 }
 
-/// One request on its own (not in a batch): `seq`, `NLM_F_REQUEST | NLM_F_ACK | flags`.
-pub(super) fn encode_single(request: &Request, seq: u32) -> Vec<u8> {
-    let mut out = Vec::new();
+/// Appends `request` as message `seq`, asking for an ack.
+fn push_request(out: &mut Vec<u8>, request: &Request, seq: u32) {
     push_message(
-        &mut out,
+        out,
         message_type(request.kind),
         NLM_F_REQUEST | NLM_F_ACK | request.flags,
         seq,
@@ -143,6 +142,12 @@ pub(super) fn encode_single(request: &Request, seq: u32) -> Vec<u8> {
         0,
         &request.attrs,
     );
+}
+
+/// One request on its own (not in a batch): `seq`, `NLM_F_REQUEST | NLM_F_ACK | flags`.
+pub(super) fn encode_single(request: &Request, seq: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    push_request(&mut out, request, seq);
     out
 }
 
@@ -162,15 +167,7 @@ pub(super) fn encode_batch(requests: &[Request], first_seq: u32) -> Vec<u8> {
     );
     for request in requests {
         seq = seq.wrapping_add(1);
-        push_message(
-            &mut out,
-            message_type(request.kind),
-            NLM_F_REQUEST | NLM_F_ACK | request.flags,
-            seq,
-            request.family,
-            0,
-            &request.attrs,
-        );
+        push_request(&mut out, request, seq);
     }
     push_message(
         &mut out,
@@ -347,57 +344,53 @@ impl NfSocket {
     }
 }
 
-/// One netlink message of a datagram: its type, its sequence number, and what follows its
-/// header.
-struct Message<'a> {
-    kind: u16,
-    seq: u32,
-    payload: &'a [u8],
-}
-
-impl Message<'_> {
-    /// The errno of an `NLMSG_ERROR` message (0 for an ack).
-    fn errno(&self) -> io::Result<i32> {
-        let code = self.payload.get(0..4).ok_or_else(truncated)?;
-        Ok(-i32::from_ne_bytes(code.try_into().unwrap()))
-    }
-}
-
-fn truncated() -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, "truncated netlink answer")
-}
-
-/// Splits one datagram into its messages.
-fn messages(mut bytes: &[u8]) -> io::Result<Vec<Message<'_>>> {
-    let mut out = Vec::new();
-    while bytes.len() >= NLMSG_HDRLEN {
-        let len = u32::from_ne_bytes(bytes[0..4].try_into().unwrap()) as usize;
-        if len < NLMSG_HDRLEN || len > bytes.len() {
-            return Err(truncated());
+/// The netlink messages of one datagram, each as (type, sequence number, the whole message);
+/// an `InvalidData` error (`truncated`) for a length that does not fit, and nothing after it.
+fn messages<'a>(
+    mut bytes: &'a [u8],
+    truncated: &'static str,
+) -> impl Iterator<Item = io::Result<(u16, u32, &'a [u8])>> {
+    std::iter::from_fn(move || {
+        if bytes.len() < NLMSG_HDRLEN {
+            return None;
         }
-        out.push(Message {
-            kind: u16::from_ne_bytes(bytes[4..6].try_into().unwrap()),
-            seq: u32::from_ne_bytes(bytes[8..12].try_into().unwrap()),
-            payload: &bytes[NLMSG_HDRLEN..len],
-        });
+        let len = u32::from_ne_bytes(bytes[0..4].try_into().unwrap()) as usize;
+        let kind = u16::from_ne_bytes(bytes[4..6].try_into().unwrap());
+        let seq = u32::from_ne_bytes(bytes[8..12].try_into().unwrap());
+        if len < NLMSG_HDRLEN || len > bytes.len() {
+            bytes = &[];
+            return Some(Err(io::Error::new(io::ErrorKind::InvalidData, truncated)));
+        }
+        let message = &bytes[..len];
         bytes = &bytes[align4(len).min(bytes.len())..];
-    }
-    Ok(out)
+        Some(Ok((kind, seq, message)))
+    })
 }
 
-/// Hands the attributes of each message of one dump datagram that answers `seq` (after its
-/// `nfgenmsg` header) to `on_message`. `Some(errno)` once the dump ended (`NLMSG_DONE`: 0,
-/// or `NLMSG_ERROR`).
+/// The errno an `NLMSG_ERROR` message answers with (0: an acknowledgement).
+fn errno_of(message: &[u8], truncated: &'static str) -> io::Result<i32> {
+    let code = message
+        .get(NLMSG_HDRLEN..NLMSG_HDRLEN + 4)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, truncated))?;
+    Ok(-i32::from_ne_bytes(code.try_into().unwrap()))
+}
+
+/// Hands the attributes of each message of one dump datagram that answers `seq` to
+/// `on_message`. `Some(errno)` once the dump ended (`NLMSG_DONE`: 0, or `NLMSG_ERROR`).
 fn parse_dump(
     bytes: &[u8],
     seq: u32,
     on_message: &mut dyn FnMut(&[u8]),
 ) -> io::Result<Option<i32>> {
-    for message in messages(bytes)?.iter().filter(|m| m.seq == seq) {
-        match message.kind {
-            NLMSG_DONE => return Ok(Some(0)),
-            NLMSG_ERROR => return message.errno().map(Some),
-            _ => on_message(message.payload.get(4..).unwrap_or_default()),
+    const TRUNCATED: &str = "truncated nfnetlink dump";
+    for message in messages(bytes, TRUNCATED) {
+        let (kind, answers, message) = message?;
+        if answers == seq {
+            match kind {
+                NLMSG_DONE => return Ok(Some(0)),
+                NLMSG_ERROR => return errno_of(message, TRUNCATED).map(Some),
+                _ => on_message(message.get(NLMSG_HDRLEN + 4..).unwrap_or_default()),
+            }
         }
     }
     Ok(None)
@@ -405,10 +398,12 @@ fn parse_dump(
 
 /// Reads the `NLMSG_ERROR` messages of one datagram into `answers` (sequence → errno).
 fn parse_answers(bytes: &[u8], answers: &mut HashMap<u32, i32>) -> io::Result<()> {
-    for message in messages(bytes)? {
-        if message.kind == NLMSG_ERROR {
-            let errno = message.errno()?;
-            answers.entry(message.seq).or_insert(errno);
+    const TRUNCATED: &str = "truncated netlink answer";
+    for message in messages(bytes, TRUNCATED) {
+        let (kind, seq, message) = message?;
+        if kind == NLMSG_ERROR {
+            let errno = errno_of(message, TRUNCATED)?;
+            answers.entry(seq).or_insert(errno);
         }
     }
     Ok(())
@@ -476,5 +471,33 @@ mod tests {
         let mut answers = HashMap::new();
         parse_answers(&datagram, &mut answers).unwrap();
         assert_eq!(answers, HashMap::from([(3, 0), (4, Errno::ENOENT as i32)]));
+        datagram[36..40].copy_from_slice(&99u32.to_ne_bytes());
+        let err = parse_answers(&datagram, &mut answers).unwrap_err();
+        assert_eq!(err.to_string(), "truncated netlink answer");
+    }
+
+    #[test]
+    fn a_dump_hands_over_its_messages_until_done() {
+        // A message of another request, one of ours (a 4-byte nfgenmsg, then one
+        // attribute), then NLMSG_DONE.
+        let mut datagram = Vec::new();
+        let mut message = |kind: u16, seq: u32, body: &[u8]| {
+            let len = (NLMSG_HDRLEN + body.len()) as u32;
+            datagram.extend_from_slice(&len.to_ne_bytes());
+            datagram.extend_from_slice(&kind.to_ne_bytes());
+            datagram.extend_from_slice(&[0; 2]);
+            datagram.extend_from_slice(&seq.to_ne_bytes());
+            datagram.extend_from_slice(&[0; 4]);
+            datagram.extend_from_slice(body);
+        };
+        message(0x0a00, 6, &[1, 0, 0, 0]);
+        message(0x0a00, 7, &[1, 0, 0, 0, 5, 0, 1, 0, 0xaa, 0, 0, 0]);
+        message(NLMSG_DONE, 7, &[0; 4]);
+        let mut seen = Vec::new();
+        let end = parse_dump(&datagram, 7, &mut |attrs| seen.push(attrs.to_vec())).unwrap();
+        assert_eq!(end, Some(0));
+        assert_eq!(seen, [vec![5, 0, 1, 0, 0xaa, 0, 0, 0]]);
+        let end = parse_dump(&datagram[..datagram.len() - 20], 7, &mut |_| {}).unwrap();
+        assert_eq!(end, None, "the dump goes on in the next datagram");
     }
 }

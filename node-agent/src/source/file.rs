@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{publish, ViewSender};
-use crate::cluster::{parse_node_list, NodeInfo};
+use crate::cluster::{parse_node_list, NodeInfo, ParseError};
 use crate::repeat::{Failed, Repeated};
 
 /// How often the file's metadata is checked for changes (a `stat`; the file is read only
@@ -38,13 +38,13 @@ fn stamp(path: &Path) -> Stamp {
 pub enum FileError {
     /// It could not be read.
     #[error("cannot read the nodes file: {0}")]
-    Read(std::io::Error),
+    Read(#[source] std::io::Error),
     /// It is empty (perhaps truncated by an in-place writer).
     #[error("the nodes file is empty")]
     Empty,
     /// It does not parse as a NodeList.
     #[error("the nodes file does not parse: {0}")]
-    Parse(String),
+    Parse(#[source] ParseError),
 }
 
 /// One read: the text and the nodes in it, or why there are none. `Ok(None)`: the file

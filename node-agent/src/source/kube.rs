@@ -12,21 +12,50 @@ use kube::{Api, Client, Config};
 use super::{publish, ViewSender};
 use crate::cluster::NodeInfo;
 
+/// Why no Kubernetes client could be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// `--kubeconfig` could not be read or parsed.
+    #[error("cannot read kubeconfig {}: {source}", path.display())]
+    ReadKubeconfig {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: kube::config::KubeconfigError,
+    },
+    /// `--kubeconfig` was read but does not make a configuration.
+    #[error("kubeconfig {}: {source}", path.display())]
+    Kubeconfig {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: kube::config::KubeconfigError,
+    },
+    /// Neither in-cluster configuration nor a default kubeconfig was found.
+    #[error("no Kubernetes configuration: {0}")]
+    Infer(#[source] kube::config::InferConfigError),
+    /// The configuration does not make a client.
+    #[error("cannot build a Kubernetes client: {0}")]
+    Build(#[source] kube::Error),
+}
+
 /// Builds a client from `--kubeconfig`, else in-cluster config, else the usual defaults.
-pub async fn client(kubeconfig: Option<PathBuf>) -> Result<Client, String> {
+pub async fn client(kubeconfig: Option<PathBuf>) -> Result<Client, ClientError> {
     let config = match kubeconfig {
         Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(&path)
-                .map_err(|e| format!("cannot read kubeconfig {}: {e}", path.display()))?;
+            let kc = kube::config::Kubeconfig::read_from(&path).map_err(|source| {
+                ClientError::ReadKubeconfig {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
             Config::from_custom_kubeconfig(kc, &Default::default())
                 .await
-                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?
+                .map_err(|source| ClientError::Kubeconfig { path, source })?
         }
-        None => Config::infer()
-            .await
-            .map_err(|e| format!("no Kubernetes configuration: {e}"))?,
+        None => Config::infer().await.map_err(ClientError::Infer)?,
     };
-    Client::try_from(config).map_err(|e| format!("cannot build a Kubernetes client: {e}"))
+    Client::try_from(config).map_err(ClientError::Build)
 }
 
 /// Watches Nodes until the channel closes.
