@@ -45,7 +45,7 @@ if [ "$NO_DEPS" = 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
-  # kubernetes-validate: the manifest's strict schema check (tests/tests/install.rs runs it).
+  # kubernetes-validate: the manifest's strict schema check (tests/tests/manifest_schema.rs runs it).
   # The package carries the Kubernetes JSON schemas, so it runs offline once installed.
   if ! python3 -c 'import kubernetes_validate' 2>/dev/null; then
     echo "== installing: kubernetes-validate (pip)"
