@@ -1,6 +1,8 @@
-//! Jalur's CNI side: the protocol (config, results, errors, versions, the verb dispatcher),
-//! the pod's wiring, and the one home of netlink and namespace code (`net`), which the node
-//! agent uses too.
+//! Jalur's CNI side: the protocol (config, results, errors, versions, the verb dispatcher;
+//! the agent writes its conflist with these types), the pod's wiring, and the netlink engine
+//! both binaries use (`net`: links, addresses, routes, neighbours, namespaces, sysctls). What
+//! only the agent does to the kernel (its VXLAN device, its nftables table) lives in the
+//! agent.
 //!
 //! The binaries `jalur` (the network plugin) and `jalur-ipam` (the IPAM plugin) are thin:
 //! each is one call of [`skel::main`].

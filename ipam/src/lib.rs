@@ -6,6 +6,9 @@
 //! round-robin allocation from the last reserved address, one address per range set (two
 //! range sets for dual-stack). Pure library: no netlink, no CNI wire format, no root needed.
 //!
+//! It also owns the workspace's one atomic file write ([`atomic_file`]), which the store uses
+//! and the agent's CNI config and `install-cni` share.
+//!
 //! ```no_run
 //! # fn main() -> jalur_ipam::Result<()> {
 //! use jalur_ipam::{AttachmentKey, Pool, Range, RangeSet, Store};
