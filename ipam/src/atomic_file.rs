@@ -55,7 +55,7 @@ fn dir_of(path: &Path) -> &Path {
     }
 }
 
-/// The temp file [`write`] goes through for `path`: `.<file name>.tmp.<pid>`, beside it.
+/// The temp file [`write()`] goes through for `path`: `.<file name>.tmp.<pid>`, beside it.
 pub fn temp_path(path: &Path) -> PathBuf {
     let mut name = std::ffi::OsString::from(".");
     name.push(path.file_name().unwrap_or(OsStr::new("file")));
@@ -70,7 +70,7 @@ pub fn write(path: &Path, data: &[u8], mode: u32) -> Result<(), WriteError> {
     replace(path, &tmp, data, mode)
 }
 
-/// [`write`] through a temp file of the caller's naming: `temp_name` (a file name, not a
+/// [`write()`] through a temp file of the caller's naming: `temp_name` (a file name, not a
 /// path) in `path`'s directory. A file already there under that name is overwritten.
 pub fn write_via_temp(
     path: &Path,
